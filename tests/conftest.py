@@ -1,0 +1,47 @@
+"""Shared test fixtures: the repository root, the read-only real files in ../shared/fixtures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STF_SHARED", REPO.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """`../shared/fixtures` (real NTU and Kinetics files written by others; read-only)."""
+    if not FIXTURES.is_dir():
+        pytest.fail(f"real fixtures not found at {FIXTURES}; set STF_SHARED to the shared/ folder")
+    return FIXTURES
+
+
+@pytest.fixture()
+def fixtures_copy(fixtures_dir: Path, tmp_path: Path) -> Path:
+    """A writable copy of the fixtures, for tests that corrupt files."""
+    dst = tmp_path / "fixtures"
+    shutil.copytree(fixtures_dir, dst)
+    for p in dst.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return dst
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """GPU tests are skipped without CUDA."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
