@@ -42,17 +42,17 @@ def _print_json(obj: object) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.data.synth import synthesize
 
-    p = _params(args)
     summary = synthesize(args.dataset, Path(args.out), p.synth, p.sizes.synth)
     _print_json(summary)
 
 
 def cmd_fetch(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.data.fetch import fetch
 
-    p = _params(args)
     summary = fetch(args.dataset, getattr(p.data, args.dataset), Path(args.out))
     _print_json(summary)
 
@@ -67,9 +67,9 @@ def cmd_raw(args: argparse.Namespace) -> None:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.data.preprocess import preprocess
 
-    p = _params(args)
     missing = args.missing_list or getattr(p.data, f"{args.dataset}_missing", None)
     summary = preprocess(
         args.dataset,
@@ -84,9 +84,9 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 
 
 def cmd_split(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.data.splits import make_split_file
 
-    p = _params(args)
     summary = make_split_file(Path(args.data), p.setting(args.setting), p.split, Path(args.out))
     _print_json(summary)
 
@@ -95,9 +95,9 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.train import train_baseline
 
-    p = _params(args)
     metrics = train_baseline(
         p,
         setting=args.setting,
@@ -113,11 +113,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    from stf.train import finetune
-
     p = _params(args)
     if args.variant not in p.stf.variants:
         raise CLIError(f"unknown STF variant {args.variant!r}; params stf.variants has {sorted(p.stf.variants)}")
+    from stf.train import finetune
+
     metrics = finetune(
         p,
         setting=args.setting,
@@ -135,9 +135,9 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.evaluate import evaluate_ensemble
 
-    p = _params(args)
     metrics = evaluate_ensemble(
         p,
         setting=args.setting,
@@ -151,9 +151,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.train import linear_probe
 
-    p = _params(args)
     metrics = linear_probe(
         p,
         setting=args.setting,
@@ -169,17 +169,17 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 
 def cmd_fuse(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.fuse import fuse_files
 
-    p = _params(args)
     metrics = fuse_files(Path(args.joint), Path(args.bone), p.fuse, Path(args.out))
     _print_json(metrics)
 
 
 def cmd_flops(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.flops import compare_flops
 
-    p = _params(args)
     result = compare_flops(
         p, dataset=args.dataset, frames=args.frames, persons=args.persons, in_channels=args.in_channels
     )
@@ -191,9 +191,9 @@ def cmd_flops(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    p = _params(args)
     from stf.report import build_report
 
-    p = _params(args)
     written = build_report(p, models_dir=Path(args.models), results_dir=Path(args.results), out_dir=Path(args.out))
     _print_json({"written": [str(w) for w in written]})
 
