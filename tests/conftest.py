@@ -31,6 +31,14 @@ def fixtures_copy(fixtures_dir: Path, tmp_path: Path) -> Path:
     return dst
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per test process: the tensors here are tiny, and thread start-up and
+    contention on a 2-core machine cost far more than they save."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """GPU tests are skipped without CUDA."""
     try:
