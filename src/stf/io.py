@@ -16,10 +16,13 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path | str, suffix: str = "") -> Iterator[Path]:
+def atomic_path(target: Path | str, suffix: str = "", durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it onto `target`.
 
     On any exception the temporary file is removed and `target` is left as it was.
+    `durable=False` skips the fsync: the rename is still atomic for a killed process, but
+    not across a power loss. Bulk writers of small reproducible files (the synthetic raw
+    files, one per sample) use it; one fsync per file costs more than the write itself.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -28,8 +31,9 @@ def atomic_path(target: Path | str, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -527,7 +527,7 @@ def write_skeleton(
         for s in slots:
             parts.append(info[s])
             parts.append(block_fmt % tuple(rows[f, s].ravel().tolist()))  # one C-level format per body
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=False) as tmp:  # one small file per sample: no fsync
         tmp.write_bytes("".join(parts).encode("ascii"))
 
 
