@@ -1,0 +1,345 @@
+"""The training loop shared by the baseline and STF fine-tuning: `fit`.
+
+One optimiser step = one global batch of `recipe.batch_size` samples, run as forward
+chunks of `recipe.forward_batch_size` with gradient accumulation (each chunk's loss is
+weighted by its share of the global batch, i.e. divided by the number of chunks when
+they are equal). SGD + Nesterov momentum, `MultiStepLR` stepped per epoch, shuffle with
+drop_last (a training set smaller than one batch is one short batch), the test part
+scored after every epoch, and after every epoch the resume state `<workdir>/last.pt`.
+
+Under torchrun (see `stf.distributed`) every rank draws the same permutation, owns a
+contiguous slice of each global batch, and all ranks score a shard of the test part; rank
+0 writes the checkpoint. A non-finite loss stops the run before the optimiser step with
+`NonFiniteLossError` (naming epoch and step); `last.pt` then still holds the last good
+epoch. A run resumed from `last.pt` ends with the same weights as an uninterrupted one:
+the shuffle seed of epoch e is derived from (seed, e) and the RNG states are restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from stf import distributed
+from stf.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from stf.evaluate import autocast, predict_logits, topk_accuracy
+
+log = logging.getLogger(__name__)
+
+LAST = "last.pt"
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite; the message names epoch, step and checkpoint."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimisation settings of one run (built from params by `stf.train`)."""
+
+    epochs: int
+    batch_size: int
+    forward_batch_size: int
+    lr: float
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    seed: int = 0
+    eval_batch_size: int = 64
+    amp: bool = False
+
+
+# --------------------------------------------------------------------------- objectives
+
+
+class Objective(nn.Module):
+    """Wraps `model`; `forward(x, y)` -> (total loss, logits (B, K) detached, {term: float}).
+
+    The loss is computed inside `forward` so that DistributedDataParallel wraps it.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+
+class CrossEntropyObjective(Objective):
+    """The MS-G3D baseline loss: cross-entropy of the logits."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        logits = self.model(x)  # (B, K)
+        loss = F.cross_entropy(logits.float(), y)
+        return loss, logits.detach(), {}
+
+
+class STFObjective(Objective):
+    """Eq. 6: `stf.losses.stf_objective` with the given λ, active terms and focus-distance norm.
+
+    The logits on the clean input are taken from the first call of `model.fc` inside the
+    objective (a forward hook), so no extra forward pass touches the BatchNorm statistics.
+    """
+
+    def __init__(self, model: nn.Module, lambdas: Any, active: list[str], norm: str = "rms") -> None:
+        super().__init__(model)
+        self.lambdas = lambdas
+        self.active = list(active)
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        from stf.losses import stf_objective
+
+        seen: list[torch.Tensor] = []
+
+        def keep_first(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            if not seen:
+                seen.append(output.detach())
+
+        handle = self.model.fc.register_forward_hook(keep_first)
+        try:
+            total, parts = stf_objective(self.model, x, y, self.lambdas, self.active, norm=self.norm)
+        finally:
+            handle.remove()
+        if not seen:
+            raise RuntimeError("stf_objective did not call model.fc; cannot record training accuracy")
+        terms = {k: float(v) for k, v in parts.items() if k != "total"}
+        return total, seen[0], terms
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Shuffle seed of 0-based `epoch`, a pure function of (seed, epoch)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, drop_last: bool = True) -> list[np.ndarray]:
+    """Global batches of one epoch: a seeded permutation of range(n) cut into `batch_size` pieces.
+
+    With `drop_last` the incomplete tail is dropped, except when `n < batch_size`: then the
+    whole (shuffled) set is the epoch's single batch.
+    """
+    if n <= 0:
+        raise ValueError("cannot train on an empty training set")
+    perm = np.random.default_rng(seed).permutation(n)
+    if n < batch_size:
+        return [perm]
+    stop = (n // batch_size) * batch_size if drop_last else n
+    return [perm[s : s + batch_size] for s in range(0, stop, batch_size)]
+
+
+def chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:
+    """Consecutive pieces of at most `size` indices."""
+    return [indices[s : s + size] for s in range(0, len(indices), size)]
+
+
+# --------------------------------------------------------------------------- optimiser
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
+    """SGD with (Nesterov) momentum; weight decay on every parameter, as MS-G3D does."""
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov and recipe.momentum > 0,
+        weight_decay=recipe.weight_decay,
+    )
+
+
+def make_scheduler(opt: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.MultiStepLR:
+    """Multiply the lr by `gamma` at each milestone epoch (stepped once per epoch)."""
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(recipe.milestones), gamma=recipe.gamma)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class FitResult:
+    """`history`: one dict per epoch; `test_logits` (N_test, K) of the final weights;
+    `start_epoch`: epochs already done when this call started (resume)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    test_logits: np.ndarray | None = None
+    start_epoch: int = 0
+
+
+def load_resume_state(path: Path, fp: str) -> dict | None:
+    """The resume dict in `path` if it exists, reads, and carries fingerprint `fp`; else None (logged)."""
+    if not path.is_file():
+        log.info("no resume state at %s; starting from epoch 1", path)
+        return None
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as err:
+        log.warning("ignoring unreadable resume state: %s", err)
+        return None
+    if state.get("fingerprint") != fp:
+        log.warning("%s belongs to other params or inputs (fingerprint differs); starting fresh", path)
+        return None
+    return state
+
+
+def _train_epoch(
+    net: nn.Module,
+    objective: Objective,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    recipe: Recipe,
+    epoch: int,
+    ctx: distributed.DistContext,
+    amp: bool,
+) -> dict[str, float]:
+    """One epoch over the training set; returns train_loss, train_top1 and mean loss terms."""
+    objective.train()
+    batches = epoch_batches(len(train_y), recipe.batch_size, epoch_seed(recipe.seed, epoch))
+    loss_sum, correct, count = 0.0, 0.0, 0.0
+    term_sums: dict[str, float] = {}
+    for step, gidx in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not ctx.is_main)):
+        f = recipe.forward_batch_size
+        n_chunks = [-(-size // f) for size in distributed.slice_sizes(len(gidx), ctx.world_size)]  # per rank
+        local = gidx[distributed.rank_slice(len(gidx), ctx.rank, ctx.world_size)]
+        local_chunks = chunks(local, f)
+        bn_before = distributed.batchnorm_snapshot(objective) if ctx.distributed else []
+        opt.zero_grad(set_to_none=True)
+        bad = False
+        for j, cidx in enumerate(local_chunks):
+            x = torch.from_numpy(np.ascontiguousarray(train_x[cidx])).to(ctx.device)  # (b, C, T, V, M)
+            y = torch.from_numpy(np.ascontiguousarray(train_y[cidx])).to(ctx.device)  # (b,)
+            last_chunk = j == len(local_chunks) - 1
+            sync = contextlib.nullcontext() if last_chunk or not ctx.distributed else net.no_sync()
+            with sync:
+                with autocast(ctx.device, amp):
+                    total, logits, terms = net(x, y)
+                # DDP averages over ranks, so scale by world size to sum the global batch's shares
+                weight = len(cidx) / len(gidx) * ctx.world_size
+                scaler.scale(total * weight).backward()
+            value = float(total.detach())
+            bad = bad or not np.isfinite(value)
+            loss_sum += value * len(cidx)
+            correct += float((logits.argmax(1) == y).sum())
+            count += len(cidx)
+            for k, v in terms.items():
+                term_sums[k] = term_sums.get(k, 0.0) + float(v) * len(cidx)
+        if distributed.any_rank(bad, ctx):
+            raise NonFiniteLossError(f"non-finite training loss at epoch {epoch + 1}, step {step + 1}")
+        scaler.step(opt)
+        scaler.update()
+        if ctx.distributed:
+            distributed.merge_batchnorm_stats(objective, bn_before, n_chunks, ctx)
+    keys = sorted(term_sums)
+    sums = distributed.all_sum([loss_sum, correct, count] + [term_sums[k] for k in keys], ctx)
+    row = {"train_loss": sums[0] / sums[2], "train_top1": 100.0 * sums[1] / sums[2]}
+    row.update({f"loss_{k}": s / sums[2] for k, s in zip(keys, sums[3:])})
+    return row
+
+
+def fit(
+    objective: Objective,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    recipe: Recipe,
+    ctx: distributed.DistContext,
+    workdir: Path,
+    fingerprint: str,
+    resume: bool = False,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    log_row: Callable[[int, dict], None] | None = None,
+) -> FitResult:
+    """Train `objective.model` for `recipe.epochs` epochs on `train` = (x (N, C, T, V, M), y (N,)).
+
+    After each epoch: score `test` = (x, y), append a history row (epoch, lr, train_loss,
+    train_top1, test_top1, seconds, loss_<term>...), write `<workdir>/last.pt` (rank 0),
+    call `log_row(epoch, row)` (rank 0) and `on_epoch_end(epoch, row)` (every rank).
+    With `resume`, continue from `last.pt` when its fingerprint equals `fingerprint`.
+    """
+    train_x, train_y = train
+    test_x, test_y = test
+    if min(len(train_y), recipe.batch_size) < ctx.world_size:
+        raise ValueError(
+            f"{ctx.world_size} ranks need at least {ctx.world_size} samples per batch; "
+            f"training set has {len(train_y)}, batch_size is {recipe.batch_size}"
+        )
+    model = objective.model
+    objective.to(ctx.device)
+    amp = recipe.amp and ctx.device.type == "cuda"
+    opt = make_optimizer(model, recipe)
+    sched = make_scheduler(opt, recipe)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp)
+    last = Path(workdir) / LAST
+    result = FitResult()
+    state = load_resume_state(last, fingerprint) if resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if amp and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        result.history = [dict(r) for r in state["history"]]
+        result.start_epoch = int(state["epoch"])
+        log.info("resuming from %s after epoch %d of %d", last, result.start_epoch, recipe.epochs)
+    net = distributed.wrap(objective, ctx)
+    for epoch in range(result.start_epoch, recipe.epochs):
+        t0 = time.perf_counter()
+        lr = float(opt.param_groups[0]["lr"])
+        try:
+            stats = _train_epoch(net, objective, opt, scaler, train_x, train_y, recipe, epoch, ctx, amp)
+        except NonFiniteLossError as err:
+            kept = f"last good state kept at {last} (epoch {epoch})" if epoch > 0 else "no epoch finished"
+            raise NonFiniteLossError(f"{err}; {kept}") from None
+        sched.step()
+        result.test_logits = predict_logits(model, test_x, recipe.eval_batch_size, ctx, amp, desc="test")
+        row: dict[str, float] = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": stats.pop("train_loss"),
+            "train_top1": stats.pop("train_top1"),
+            "test_top1": topk_accuracy(result.test_logits, test_y, 1),
+            "seconds": time.perf_counter() - t0,
+            **stats,  # loss_<term> means (fine-tuning)
+        }
+        result.history.append(row)
+        log.info(
+            "epoch %d/%d lr %.3g loss %.4f train %.2f%% test %.2f%% (%.1f s, %.1f samples/s)",
+            epoch + 1, recipe.epochs, lr, row["train_loss"], row["train_top1"], row["test_top1"],
+            row["seconds"], len(train_y) / max(row["seconds"], 1e-9),
+        )  # fmt: skip
+        if ctx.is_main:
+            save_checkpoint(
+                last,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict() if amp else {},
+                    "rng": rng_state(),
+                    "history": result.history,
+                },
+            )
+            if log_row is not None:
+                log_row(epoch + 1, row)
+        distributed.barrier(ctx)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, row)
+    if result.test_logits is None:  # nothing left to train after a resume
+        result.test_logits = predict_logits(model, test_x, recipe.eval_batch_size, ctx, amp, desc="test")
+    return result

@@ -1,0 +1,317 @@
+"""Test-set scores, metrics, and the softmax-averaged ensemble of several models.
+
+Pure functions: `topk_accuracy(probs, labels, k)`, `per_class_accuracy(probs, labels,
+num_class)` and `compute_metrics(probs, labels, num_class)` (percent, scikit-learn).
+Files: `write_scores(dir, ids, labels, logits, probs)` / `read_scores(dir)` for
+`scores.parquet`, shared by training, fusion and the report. Models: `load_model(dir)`
+rebuilds an `MSG3D` from `model.pt`; `predict_logits` runs a model over a tensor of
+samples (sharded over ranks under torchrun). Entry point: `evaluate_ensemble`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from sklearn.metrics import confusion_matrix, top_k_accuracy_score
+from tqdm import tqdm
+
+from stf import distributed
+from stf.checkpoint import load_checkpoint
+from stf.io import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+SCORES = "scores.parquet"
+METRICS = "metrics.json"
+MODEL = "model.pt"
+
+
+class ScoresError(ValueError):
+    """A scores file or model directory is missing or malformed; the message names it."""
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _check_scores(probs: np.ndarray, labels: np.ndarray, num_class: int | None = None) -> None:
+    if probs.ndim != 2 or labels.ndim != 1 or probs.shape[0] != labels.shape[0]:
+        raise ValueError(f"scores must be (N, K) with N labels, got {probs.shape} and {labels.shape}")
+    if probs.shape[0] == 0:
+        raise ValueError("no samples to score")
+    k = probs.shape[1] if num_class is None else num_class
+    if probs.shape[1] != k:
+        raise ValueError(f"scores have {probs.shape[1]} columns, expected num_class={k}")
+    if labels.min() < 0 or labels.max() >= k:
+        raise ValueError(f"labels must lie in [0, {k}), found [{labels.min()}, {labels.max()}]")
+
+
+def topk_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Percent of samples whose label is among the `k` highest scores.
+
+    probs: (N, K) scores (probabilities or logits); labels: (N,) ints in [0, K).
+    """
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    _check_scores(probs, labels)
+    num_class = probs.shape[1]
+    if k >= num_class:
+        return 100.0
+    score = probs[:, 1] if num_class == 2 else probs  # sklearn's binary form
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return 100.0 * float(top_k_accuracy_score(labels, score, k=k, labels=np.arange(num_class)))
+
+
+def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, num_class: int) -> np.ndarray:
+    """Top-1 accuracy (percent) of each class, (num_class,); NaN for classes absent from `labels`."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    _check_scores(probs, labels, num_class)
+    cm = confusion_matrix(labels, probs.argmax(1), labels=np.arange(num_class))  # (K, K) rows = truth
+    support = cm.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, 100.0 * np.diag(cm) / support, np.nan)
+
+
+def compute_metrics(probs: np.ndarray, labels: np.ndarray, num_class: int) -> dict[str, Any]:
+    """The `metrics.json` dict: top1, top5 (percent), n, num_class, per_class {label: percent}.
+
+    `per_class` lists only the classes that occur in `labels` (keys are str(label)).
+    """
+    pc = per_class_accuracy(probs, labels, num_class)
+    return {
+        "top1": topk_accuracy(probs, labels, 1),
+        "top5": topk_accuracy(probs, labels, 5),
+        "n": int(len(labels)),
+        "num_class": int(num_class),
+        "per_class": {str(c): float(a) for c, a in enumerate(pc) if not np.isnan(a)},
+    }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, float64 inside, float32 out."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def log_probs(probs: np.ndarray) -> np.ndarray:
+    """log of (N, K) probabilities, floored at the smallest normal float32."""
+    return np.log(np.maximum(probs.astype(np.float64), np.finfo(np.float32).tiny)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- scores.parquet
+
+
+def _list_column(matrix: np.ndarray) -> pa.Array:
+    """(N, K) float matrix -> list<float32> column of N rows."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    n, k = matrix.shape
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32) if n else np.zeros(1, np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))  # flat (N*K,)
+
+
+def write_scores(
+    out_dir: Path | str, ids: Sequence[str], labels: np.ndarray, logits: np.ndarray, probs: np.ndarray
+) -> Path:
+    """Write `<out_dir>/scores.parquet`: sample_id, label int32, logits and probs list<float32>."""
+    out_dir = Path(out_dir)
+    labels = np.asarray(labels)
+    logits, probs = np.asarray(logits), np.asarray(probs)
+    if not (len(ids) == len(labels) == logits.shape[0] == probs.shape[0]) or logits.shape != probs.shape:
+        raise ValueError(
+            f"{out_dir / SCORES}: mismatched lengths ids={len(ids)} labels={len(labels)} "
+            f"logits={logits.shape} probs={probs.shape}"
+        )
+    table = pa.table(
+        {
+            "sample_id": pa.array([str(i) for i in ids], pa.string()),
+            "label": pa.array(labels.astype(np.int32)),
+            "logits": _list_column(logits),
+            "probs": _list_column(probs),
+        }
+    )
+    target = out_dir / SCORES
+    with atomic_path(target, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp)
+    return target
+
+
+def read_scores(path: Path | str) -> pd.DataFrame:
+    """Read `scores.parquet` (given its directory or the file itself).
+
+    Returns a DataFrame with sample_id (str), label (int), logits and probs (one float32
+    array per row, all of the same length). Raises `ScoresError` naming the file when it
+    is missing, lacks a column, has ragged score rows or duplicate sample ids.
+    """
+    path = Path(path)
+    file = path / SCORES if path.is_dir() or path.suffix != ".parquet" else path
+    if not file.is_file():
+        raise ScoresError(f"{file}: scores file not found")
+    try:
+        table = pq.read_table(file)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ScoresError(f"{file}: not a readable parquet file ({err})") from None
+    missing = {"sample_id", "label", "logits", "probs"} - set(table.column_names)
+    if missing:
+        raise ScoresError(f"{file}: missing columns {sorted(missing)}")
+    df = table.select(["sample_id", "label", "logits", "probs"]).to_pandas()
+    if df.empty:
+        raise ScoresError(f"{file}: no rows")
+    for col in ("logits", "probs"):
+        lengths = {len(v) for v in df[col]}
+        if len(lengths) != 1:
+            raise ScoresError(f"{file}: column {col} has rows of different lengths {sorted(lengths)}")
+        df[col] = [np.asarray(v, dtype=np.float32) for v in df[col]]
+    if df["sample_id"].duplicated().any():
+        dup = df.loc[df["sample_id"].duplicated(), "sample_id"].iloc[0]
+        raise ScoresError(f"{file}: duplicate sample_id {dup!r}")
+    return df
+
+
+def score_matrix(df: pd.DataFrame, column: str = "probs") -> np.ndarray:
+    """Stack a list column of `read_scores` output into an (N, K) float32 matrix."""
+    return np.stack(df[column].to_numpy()).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def load_model(model_dir: Path | str, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the `MSG3D` saved in `<model_dir>/model.pt`; returns (model in eval mode, payload).
+
+    payload is the checkpoint dict: {"spec", "state_dict", "meta"}.
+    """
+    from stf.models.msg3d import MSG3D, ModelSpec
+
+    model_dir = Path(model_dir)
+    file = model_dir / MODEL
+    if not file.is_file():
+        raise ScoresError(f"{file}: model file not found (is {model_dir} a trained model directory?)")
+    payload = load_checkpoint(file)
+    missing = {"spec", "state_dict", "meta"} - set(payload)
+    if missing:
+        raise ScoresError(f"{file}: model checkpoint lacks {sorted(missing)}")
+    try:
+        spec = ModelSpec.from_dict(payload["spec"])
+        model = MSG3D(spec)
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, KeyError, RuntimeError, ValueError) as err:
+        raise ScoresError(f"{file}: cannot rebuild the model ({str(err).splitlines()[0]})") from None
+    return model.to(device).eval(), payload
+
+
+def autocast(device: torch.device, amp: bool) -> torch.autocast:
+    """float16 autocast on CUDA when `amp`; a disabled context elsewhere."""
+    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda")
+
+
+@torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    batch_size: int,
+    ctx: distributed.DistContext | None = None,
+    amp: bool = False,
+    features: bool = False,
+    desc: str = "predict",
+) -> np.ndarray:
+    """Run `model` in eval mode over samples `x` (N, C, T, V, M); returns (N, K) float32 logits.
+
+    With `features=True` returns the pooled block-3 features (N, C3) that `model.fc` reads
+    instead. Under torchrun each rank scores a contiguous shard and every rank receives all
+    N rows. The model's train/eval mode is restored afterwards.
+    """
+    ctx = ctx or distributed.DistContext(device=next(model.parameters()).device)
+    shard = distributed.rank_slice(len(x), ctx.rank, ctx.world_size)
+    was_training = model.training
+    model.eval()
+    outs = []
+    try:
+        starts = range(shard.start, shard.stop, batch_size)
+        for s in tqdm(starts, desc=desc, leave=False, disable=not ctx.is_main or len(starts) < 2):
+            xb = torch.from_numpy(np.ascontiguousarray(x[s : min(s + batch_size, shard.stop)])).to(ctx.device)
+            with autocast(ctx.device, amp):
+                out = pooled_features(model, xb) if features else model(xb)
+            outs.append(out.float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    width = outs[0].shape[1] if outs else (model.fc.in_features if features else model.fc.out_features)
+    local = np.concatenate(outs, 0) if outs else np.zeros((0, width), np.float32)
+    return distributed.gather_rows(local, ctx)
+
+
+def pooled_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Input of `model.fc`: block-3 output averaged over (T3, V) then persons; x (N, C, T, V, M) -> (N, C3)."""
+    n, m = x.shape[0], x.shape[-1]
+    last = model.forward_features(x).last  # (N*M, C3, T3, V)
+    return last.mean(dim=(2, 3)).view(n, m, -1).mean(1)  # (N*M, C3) -> (N, M, C3) -> (N, C3)
+
+
+# --------------------------------------------------------------------------- ensemble entry point
+
+
+def check_compatible(payload: dict, arrays: Any, model_dir: Path | str) -> None:
+    """Raise `ScoresError` unless the saved model reads the data's (C, V, M) and predicts its classes."""
+    spec = payload["spec"]
+    _, c, _, v, m = arrays.x.shape  # (N, C, T, V, M)
+    wanted = {"in_channels": c, "num_point": v, "num_person": m, "num_class": int(arrays.num_class)}
+    for key, value in wanted.items():
+        if key in spec and int(spec[key]) != value:
+            raise ScoresError(f"{Path(model_dir) / MODEL}: model has {key}={spec[key]} but the data has {value}")
+
+
+def evaluate_ensemble(
+    params: Any,
+    setting: str,
+    stream: str,
+    data: Path,
+    split: Path,
+    models: list[Path],
+    out_dir: Path,
+) -> dict:
+    """Softmax probabilities of each model on the test part, averaged (STF's test-time ensemble).
+
+    Writes `<out_dir>/scores.parquet` (logits = log of the averaged probabilities) and
+    `metrics.json`; returns the metrics dict. Under torchrun the test set is sharded and
+    rank 0 writes.
+    """
+    from stf.data.dataset import load_arrays
+
+    if not models:
+        raise ValueError("evaluate_ensemble needs at least one model directory")
+    params.setting(setting)  # unknown setting -> ParamsError
+    if params.sizes.threads > 0:
+        torch.set_num_threads(params.sizes.threads)
+    ctx = distributed.setup(params.train.device)
+    try:
+        arrays = load_arrays(Path(data), Path(split), "test", stream)
+        total = np.zeros((len(arrays.y), int(arrays.num_class)), np.float64)
+        for i, model_dir in enumerate(models):
+            model, payload = load_model(model_dir, ctx.device)
+            check_compatible(payload, arrays, Path(model_dir))
+            logits = predict_logits(
+                model, arrays.x, params.sizes.eval_batch_size, ctx, params.train.amp, desc=f"model {i + 1}"
+            )
+            total += softmax(logits)
+        probs = (total / len(models)).astype(np.float32)
+        metrics = compute_metrics(probs, arrays.y, int(arrays.num_class))
+        if ctx.is_main:
+            write_scores(out_dir, list(arrays.ids), arrays.y, log_probs(probs), probs)
+            write_json_atomic(Path(out_dir) / METRICS, metrics)
+            log.info(
+                "%s %s ensemble of %d: top1 %.2f top5 %.2f",
+                setting, stream, len(models), metrics["top1"], metrics["top5"],
+            )  # fmt: skip
+        distributed.barrier(ctx)
+        return metrics
+    finally:
+        distributed.teardown(ctx)
