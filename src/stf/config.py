@@ -145,7 +145,10 @@ class STFConfig(_Section):
     graph_scales: PosInt = 3  # K: scales of eq. 1 that carry G_k
     beta_hidden: PosInt = 16  # channels inside beta (3 conv layers -> T x V embedding)
     alpha_hidden: PosInt = 64  # channels inside alpha (2 conv layers -> K x V x V)
+    alpha_time_bins: PosInt = 16  # alpha average-pools beta(X) along T to this many bins (any T works)
     focus_layer: Literal["last"] = "last"  # Grad-CAM at the last block (analytic CAM)
+    # ‖·‖ of L_d, L_c, L_Gk per sample: "rms" (Frobenius / sqrt(M·T·V), in [0, 1]) or "frobenius"
+    loss_norm: Literal["rms", "frobenius"] = "rms"
     # loss sets of the fine-tuned models; "dcg" and "e" are the paper's two ensembled models,
     # m2..m4 the ablation of Table 5 (m1 = MS-G3D baseline, m5 = the dcg + e ensemble)
     variants: dict[str, list[LossName]] = {
