@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Snakemake runs the jobs; `dvc commit` then records their outputs so that `dvc status`
+# (and a second `snakemake -n`) have nothing to do.
 run: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $$(nproc) --rerun-incomplete results/report.md
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default \
+		--cores $$(nproc) --rerun-incomplete results/report.md
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc commit -f -q
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
