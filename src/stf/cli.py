@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +36,9 @@ def _dataset_of(params: Params, setting: str) -> str:
 
 
 def _print_json(obj: object) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=True))
+    """The command's summary on stdout; under torchrun only rank 0 prints it."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(obj, indent=2, sort_keys=True))
 
 
 # --------------------------------------------------------------------------- data stages

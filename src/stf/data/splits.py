@@ -21,20 +21,10 @@ import pyarrow.parquet as pq
 
 from stf.config import SettingSpec, SplitConfig
 from stf.data.preprocess import read_interim_meta
+from stf.data.protocols import NTU60_XSUB_TRAIN, NTU60_XVIEW_TRAIN_CAMERAS, NTU120_XSUB_TRAIN
 from stf.io import atomic_path
 
 log = logging.getLogger(__name__)
-
-# NTU RGB+D 60 cross-subject training performers (Shahroudy et al. 2016).
-NTU60_XSUB_TRAIN: frozenset[int] = frozenset(
-    [1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38]
-)
-# NTU RGB+D 120 cross-subject training performers (Liu et al. 2019): the 20 above + 33.
-NTU120_XSUB_TRAIN: frozenset[int] = NTU60_XSUB_TRAIN | frozenset(
-    [45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86,
-     89, 91, 92, 93, 94, 95, 97, 98, 100, 103]
-)  # fmt: skip
-NTU60_XVIEW_TRAIN_CAMERAS: frozenset[int] = frozenset([2, 3])
 
 
 class SplitError(ValueError):

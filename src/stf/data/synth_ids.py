@@ -21,15 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NTU60_XSUB_TRAIN = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
-NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN + (
-    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86,
-    89, 91, 92, 93, 94, 95, 97, 98, 100, 103,
-)  # fmt: skip
+from stf.data.protocols import NTU60_XSUB_TRAIN, NTU120_XSUB_TRAIN, NTU_PERFORMERS, NTU_SETUPS
+
 # dataset -> (setups, performers, training performers)
 NTU_RANGES = {
-    "ntu60": (range(1, 18), range(1, 41), NTU60_XSUB_TRAIN),
-    "ntu120": (range(1, 33), range(1, 107), NTU120_XSUB_TRAIN),
+    "ntu60": (NTU_SETUPS["ntu60"], NTU_PERFORMERS["ntu60"], NTU60_XSUB_TRAIN),
+    "ntu120": (NTU_SETUPS["ntu120"], NTU_PERFORMERS["ntu120"], NTU120_XSUB_TRAIN),
 }
 DATASET_CODE = {"ntu60": 0, "ntu120": 1, "kinetics": 2}
 _ID_CHARS = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
