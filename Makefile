@@ -16,12 +16,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Snakemake runs the jobs; `dvc commit` then records their outputs so that `dvc status`
-# (and a second `snakemake -n`) have nothing to do.
+# Snakemake runs the jobs; `dvc commit` then records their outputs so that `dvc status` and a
+# second `snakemake -n` both have nothing to do (--no-relink: relinking from DVC's cache
+# rewrites the files, and Snakemake would then see newer inputs).
 run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default \
 		--cores $$(nproc) --rerun-incomplete results/report.md
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc commit -f -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc commit -f -q --no-relink
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
