@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from conftest import REPO, TINY_SPEC as TINY
 from stf.checkpoint import save_checkpoint
 from stf.config import SettingSpec, SplitConfig, load_params
 from stf.evaluate import (
@@ -26,18 +27,8 @@ from stf.evaluate import (
     topk_accuracy,
     write_scores,
 )
-from stf.models.msg3d import MSG3D, ModelSpec, spec_for
+from stf.models.msg3d import MSG3D, spec_for
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = ModelSpec(
-    num_class=3, num_point=5, num_person=2, in_channels=2, edges=((1, 0), (2, 1), (3, 2), (4, 3)),
-    widths=(4, 4, 4), gcn_scales=2, g3d_scales=2, window_sizes=(3,), window_dilations=(1,),
-)  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 def test_topk_accuracy_counts_labels_among_the_best_k() -> None:

@@ -9,15 +9,6 @@ import torch.nn.functional as F
 from stf.focus import FocusShapeError, cam, grad_cam, minmax, project_to_input, resample_time
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: extra intra-op threads only add barrier waits on a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _head(n=3, m=2, c=5, t=4, v=6, k=4, seed=0):
     """A last-block map and a mean-pool + linear head, as in MS-G3D."""
     g = torch.Generator().manual_seed(seed)

@@ -11,24 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import REPO, TINY_SPEC as TINY
 from stf import checkpoint, engine
 from stf.config import Params, SettingSpec, SplitConfig, load_params
 from stf.distributed import DistContext
 from stf.engine import CrossEntropyObjective, NonFiniteLossError, Recipe, epoch_batches, epoch_seed, fit
 from stf.evaluate import load_model, predict_logits, read_scores, score_matrix
-from stf.models.msg3d import MSG3D, ModelSpec
+from stf.models.msg3d import MSG3D
 from stf.train import InitModelError, finetune, linear_probe, train_baseline
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = ModelSpec(
-    num_class=3, num_point=5, num_person=2, in_channels=2, edges=((1, 0), (2, 1), (3, 2), (4, 3)),
-    widths=(4, 4, 4), gcn_scales=2, g3d_scales=2, window_sizes=(3,), window_dilations=(1,),
-)  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 def tiny_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -19,30 +18,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, copy_workflow
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-WORKFLOW_FILES = ["Snakefile", "workflow", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
-                  ".dvc/.gitignore"]  # fmt: skip
 PARAMS_FILE = "params.yaml"
-
-
-def copy_workflow(dst: Path) -> Path:
-    """The workflow files, params.yaml and src/stf/**/*.py under `dst`, in a fresh git repo."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dst / name)
-        else:
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / name)
-    for py in (REPO / "src" / "stf").rglob("*.py"):
-        target = dst / py.relative_to(REPO)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(py, target)
-    subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
-    return dst
 
 
 def text(proc: subprocess.CompletedProcess) -> str:
