@@ -27,6 +27,38 @@ DILATIONS: tuple[int, ...] = (1, 2, 3, 4)
 A_RES_INIT = 1e-6
 
 
+# oneDNN (torch 2.13 CPU) has a heap-corrupting kernel: `jit_1x1:avx2` backward-weights of a
+# 1x1 convolution with a temporal stride > 1 on a channels-last input with 2..7 input channels
+# (`free(): invalid next size`, `double free or corruption`, segfaults; chosen on AVX2-only CPUs
+# such as AMD EPYC Zen 3, and on AVX-512 CPUs under ONEDNN_MAX_CPU_ISA=AVX2). Measured with
+# MALLOC_CHECK_=3 on 16x{C}x16x25 inputs: C = 2..7 crash within 60 steps, C = 1 and C >= 8 give
+# the same gradients as torch's native kernels, stride 1 and (3x1) kernels are safe at every C.
+# Such a convolution is computed as "take every stride-th frame, then a stride-1 1x1 conv",
+# which is the same function (a 1x1 kernel without padding reads exactly those frames) and
+# never reaches that kernel. Only narrow CPU profiles (micro widths 4/8/8) have such layers;
+# the paper's 96/192/384 and the tiny 8/16/32 keep the strided kernel.
+ONEDNN_SAFE_STRIDED_1X1_CHANNELS = 8
+
+
+class PointwiseConv(nn.Conv2d):
+    """1x1 Conv2d with stride (stride, 1) along T: (N, C_in, T, V) -> (N, C_out, ceil(T / stride), V).
+
+    Same parameters (names, shapes, init) as `nn.Conv2d(c_in, c_out, 1, stride=(stride, 1))`;
+    with fewer than ONEDNN_SAFE_STRIDED_1X1_CHANNELS inputs and stride > 1 it subsamples T first
+    (see the oneDNN note above), otherwise it is the plain strided convolution.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__(c_in, c_out, 1, stride=(stride, 1))
+        self.subsample_first = stride > 1 and c_in < ONEDNN_SAFE_STRIDED_1X1_CHANNELS
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.subsample_first:
+            return super().forward(x)
+        x = x[:, :, :: self.stride[0]]  # (N, C_in, ceil(T / stride), V): the frames the kernel reads
+        return F.conv2d(x, self.weight, self.bias)
+
+
 def same_padding(kernel: int, dilation: int) -> int:
     """Zero padding that keeps T for a stride-1 (kernel x 1) conv: ((kernel-1)*dilation) // 2."""
     return ((kernel - 1) * dilation) // 2
@@ -38,7 +70,11 @@ class TemporalConv(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int = 3, stride: int = 1, dilation: int = 1) -> None:
         super().__init__()
         pad = same_padding(kernel, dilation)
-        self.conv = nn.Conv2d(c_in, c_out, (kernel, 1), stride=(stride, 1), padding=(pad, 0), dilation=(dilation, 1))
+        self.conv: nn.Conv2d
+        if kernel == 1:
+            self.conv = PointwiseConv(c_in, c_out, stride)
+        else:
+            self.conv = nn.Conv2d(c_in, c_out, (kernel, 1), stride=(stride, 1), padding=(pad, 0), dilation=(dilation, 1))
         self.bn = nn.BatchNorm2d(c_out)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -90,7 +126,7 @@ class MSTCN(nn.Module):
                 )
             )
         if w_one:
-            branches.append(nn.Sequential(nn.Conv2d(c_in, w_one, 1, stride=(stride, 1)), nn.BatchNorm2d(w_one)))
+            branches.append(nn.Sequential(PointwiseConv(c_in, w_one, stride), nn.BatchNorm2d(w_one)))
         self.branches = nn.ModuleList(branches)
         if c_in == c_out and stride == 1:
             self.residual: nn.Module = nn.Identity()
