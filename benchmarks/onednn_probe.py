@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from stf.config import Lambdas
 from stf.data.skeletons import layout_for
-from stf.losses import stf_objective
+from stf.method.losses import stf_objective
 from stf.models.msg3d import MSG3D, ModelSpec, STFSpec
 
 IN_CHANNELS = {"ntu60": 4, "ntu120": 4, "kinetics": 3}  # NTU: x, y, z, visibility; Kinetics: x, y, score

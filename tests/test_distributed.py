@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from stf import distributed
-from stf.distributed import DistContext, DistributedSetupError, rank_slice, resolve_device, setup, slice_sizes
+from stf.training import distributed
+from stf.training.distributed import DistContext, DistributedSetupError, rank_slice, resolve_device, setup, slice_sizes
 from stf.config import Lambdas
-from stf.engine import CrossEntropyObjective, Recipe, STFObjective, fit
+from stf.training.loop import CrossEntropyObjective, Recipe, STFObjective, fit
 from stf.models.msg3d import MSG3D, ModelSpec
 from stf.models.stf import STFSpec
 

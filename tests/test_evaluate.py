@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_SPEC as TINY
-from stf.checkpoint import save_checkpoint
+from stf.training.checkpoint import save_checkpoint
 from stf.config import SettingSpec, SplitConfig, load_params
-from stf.evaluate import (
+from stf.stages.evaluate import (
     ScoresError,
     compute_metrics,
     evaluate_ensemble,

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stf.focus import FocusShapeError, cam, grad_cam, minmax, project_to_input, resample_time
+from stf.method.focus import FocusShapeError, cam, grad_cam, minmax, project_to_input, resample_time
 
 
 def _head(n=3, m=2, c=5, t=4, v=6, k=4, seed=0):

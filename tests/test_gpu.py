@@ -10,8 +10,8 @@ import torch
 from conftest import TINY_SPEC
 
 from stf.config import Lambdas
-from stf.evaluate import autocast
-from stf.losses import stf_objective
+from stf.stages.evaluate import autocast
+from stf.method.losses import stf_objective
 from stf.models.msg3d import MSG3D
 from stf.models.stf import STFSpec
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stf.config import Lambdas
-from stf.focus import cam, grad_cam, resample_time
-from stf.losses import (
+from stf.method.focus import cam, grad_cam, resample_time
+from stf.method.losses import (
     LossInputError,
     focus_distance,
     loss_c,

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
-from stf import paper
+from stf.report import paper
 from stf.config import SETTINGS, Params, parse_params
-from stf.report import build_report
-from stf.report_figures import focus_figure, focus_maps, pick_samples
-from stf.report_tables import ReportInputError, read_metrics
+from stf.report.build import build_report
+from stf.report.figures import focus_figure, focus_maps, pick_samples
+from stf.report.tables import ReportInputError, read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"

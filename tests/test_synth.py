@@ -18,7 +18,7 @@ from stf.config import SynthConfig, SynthSizes
 from stf.data.formats.kinetics import read_clip, read_label_file
 from stf.data.formats.ntu import read_skeleton
 from stf.data.skeletons import NTU25
-from stf.data.synth import SynthError, synthesize
+from stf.data.synth.synthesize import SynthError, synthesize
 
 XSUB60 = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38}
 XSUB120 = XSUB60 | {45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83,

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_SPEC as TINY
-from stf import checkpoint, engine
+from stf.training import checkpoint, loop
 from stf.config import Params, SettingSpec, SplitConfig, load_params
-from stf.distributed import DistContext
-from stf.engine import CrossEntropyObjective, NonFiniteLossError, Recipe, epoch_batches, epoch_seed, fit
-from stf.evaluate import load_model, predict_logits, read_scores, score_matrix
+from stf.training.distributed import DistContext
+from stf.training.loop import CrossEntropyObjective, NonFiniteLossError, Recipe, epoch_batches, epoch_seed, fit
+from stf.stages.evaluate import load_model, predict_logits, read_scores, score_matrix
 from stf.models.msg3d import MSG3D
-from stf.train import InitModelError, finetune, linear_probe, train_baseline
+from stf.stages.train import InitModelError, finetune, linear_probe, train_baseline
 
 
 
@@ -32,7 +32,7 @@ def tiny_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def tiny_fit(workdir: Path, epochs: int = 3, resume: bool = False, hook=None, objective_cls=CrossEntropyObjective,
-             fp: str = "fp", **recipe) -> tuple[engine.FitResult, MSG3D]:  # fmt: skip
+             fp: str = "fp", **recipe) -> tuple[loop.FitResult, MSG3D]:  # fmt: skip
     torch.manual_seed(0)
     model = MSG3D(TINY)
     r = Recipe(epochs=epochs, batch_size=8, forward_batch_size=4, lr=0.05, milestones=(2,), eval_batch_size=16)
@@ -306,7 +306,7 @@ def test_torchrun_two_ranks_train_the_same_model(baseline: dict, tmp_path: Path)
 
 
 def test_resume_fingerprint_follows_params_inputs_and_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stf import runtime
+    from stf.stages import runtime
 
     data = tmp_path / "data.parquet"
     data.write_bytes(b"one")

@@ -236,12 +236,12 @@ def test_every_profile_spells_out_the_tracked_keys(tracked: dict, workflow: Path
 
 def test_code_inputs_follow_the_imports(jobs: dict) -> None:
     by_rule = {job.rule: set(job.paths("input")) for job in jobs.values()}
-    assert {"src/stf/cli.py", "src/stf/config.py", "src/stf/data/synth.py"} <= by_rule["raw"]
-    assert "src/stf/train.py" not in by_rule["raw"]
-    # stf.train imports stf.models.msg3d inside a function: still an input
-    assert {"src/stf/train.py", "src/stf/models/msg3d.py", "src/stf/losses.py"} <= by_rule["finetune_e"]
-    assert {"src/stf/report.py", "src/stf/paper.py", "src/stf/report_figures.py"} <= by_rule["report"]
-    assert "src/stf/train.py" not in by_rule["fuse"]
+    assert {"src/stf/cli.py", "src/stf/config.py", "src/stf/data/synth/synthesize.py"} <= by_rule["raw"]
+    assert "src/stf/stages/train.py" not in by_rule["raw"]
+    # stf.stages.train imports stf.models.msg3d inside a function: still an input
+    assert {"src/stf/stages/train.py", "src/stf/models/msg3d.py", "src/stf/method/losses.py"} <= by_rule["finetune_e"]
+    assert {"src/stf/report/build.py", "src/stf/report/paper.py", "src/stf/report/figures.py"} <= by_rule["report"]
+    assert "src/stf/stages/train.py" not in by_rule["fuse"]
 
 
 def test_models_cached_and_tables_not(stages: dict) -> None:

@@ -46,7 +46,7 @@ def _print_json(obj: object) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> None:
     p = _params(args)
-    from stf.data.synth import synthesize
+    from stf.data.synth.synthesize import synthesize
 
     summary = synthesize(args.dataset, Path(args.out), p.synth, p.sizes.synth)
     _print_json(summary)
@@ -99,7 +99,7 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     p = _params(args)
-    from stf.train import train_baseline
+    from stf.stages.train import train_baseline
 
     metrics = train_baseline(
         p,
@@ -119,7 +119,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     p = _params(args)
     if args.variant not in p.stf.variants:
         raise CLIError(f"unknown STF variant {args.variant!r}; params stf.variants has {sorted(p.stf.variants)}")
-    from stf.train import finetune
+    from stf.stages.train import finetune
 
     metrics = finetune(
         p,
@@ -139,7 +139,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     p = _params(args)
-    from stf.evaluate import evaluate_ensemble
+    from stf.stages.evaluate import evaluate_ensemble
 
     metrics = evaluate_ensemble(
         p,
@@ -155,7 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_probe(args: argparse.Namespace) -> None:
     p = _params(args)
-    from stf.train import linear_probe
+    from stf.stages.train import linear_probe
 
     metrics = linear_probe(
         p,
@@ -173,7 +173,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 def cmd_fuse(args: argparse.Namespace) -> None:
     p = _params(args)
-    from stf.fuse import fuse_files
+    from stf.stages.fuse import fuse_files
 
     metrics = fuse_files(Path(args.joint), Path(args.bone), p.fuse, Path(args.out))
     _print_json(metrics)
@@ -181,7 +181,7 @@ def cmd_fuse(args: argparse.Namespace) -> None:
 
 def cmd_flops(args: argparse.Namespace) -> None:
     p = _params(args)
-    from stf.flops import compare_flops
+    from stf.stages.flops import compare_flops
 
     result = compare_flops(
         p, dataset=args.dataset, frames=args.frames, persons=args.persons, in_channels=args.in_channels
@@ -195,7 +195,7 @@ def cmd_flops(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     p = _params(args)
-    from stf.report import build_report
+    from stf.report.build import build_report
 
     written = build_report(p, models_dir=Path(args.models), results_dir=Path(args.results), out_dir=Path(args.out))
     _print_json({"written": [str(w) for w in written]})

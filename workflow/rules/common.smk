@@ -32,7 +32,7 @@ SHIFT_SETTING = "ntu120-xsub"  # linear-probe target (NTU-60 -> NTU-120)
 # the model spec (stf.models.msg3d.spec_for)
 SPEC_KEYS = ["model", "preprocess.persons", "profiles.{profile}.widths"]
 STF_SPEC_KEYS = ["stf.graph_scales", "stf.beta_hidden", "stf.alpha_hidden", "stf.alpha_time_bins"]
-# the optimisation recipe and the runtime (stf.runtime.recipe_from, configure_torch)
+# the optimisation recipe and the runtime (stf.stages.runtime.recipe_from, configure_torch)
 RECIPE_KEYS = [
     "train.momentum",
     "train.nesterov",
@@ -202,5 +202,5 @@ def report_inputs(wildcards):
         "flops": "results/flops.json",
         "data": interim(config["settings"][figure_setting]["dataset"]),
         "split": split_of(figure_setting),
-        "code": code("stf.report"),
+        "code": code("stf.report.build"),
     }

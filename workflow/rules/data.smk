@@ -5,7 +5,7 @@ rule raw:
     """Write the dataset's raw files: synthetic ones, or the real archives unpacked, as the
     profile's `source` says."""
     input:
-        code=code("stf.data.synth", "stf.data.fetch"),
+        code=code("stf.data.synth.synthesize", "stf.data.fetch"),
     output:
         raw=directory("data/raw/{dataset}"),
     log:

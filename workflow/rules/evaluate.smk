@@ -6,7 +6,7 @@ rule evaluate:
     input:
         unpack(model_data),
         models=lambda wc: [f"models/{wc.model}/stf-{v}" for v in ENSEMBLE],
-        code=code("stf.evaluate"),
+        code=code("stf.stages.evaluate"),
     output:
         model=directory("models/{model}/stf"),
     log:
@@ -39,7 +39,7 @@ rule fuse:
     input:
         joint="models/{setting}/joint/{method}",
         bone="models/{setting}/bone/{method}",
-        code=code("stf.fuse"),
+        code=code("stf.stages.fuse"),
     output:
         fused=directory("results/{setting}/{method}"),
     log:

@@ -4,7 +4,7 @@
 rule flops:
     """Parameters and FLOPs of MS-G3D and STF at full width, NTU input (T = 300, M = 2, C = 4)."""
     input:
-        code=code("stf.flops"),
+        code=code("stf.stages.flops"),
     output:
         flops="results/flops.json",
     log:

@@ -13,7 +13,7 @@ rule train:
     """Train the MS-G3D baseline of one model id (a setting/stream, or a Table 4 subset)."""
     input:
         unpack(model_data),
-        code=code("stf.train"),
+        code=code("stf.stages.train"),
     output:
         model=directory("models/{model}/msg3d"),
     log:
@@ -53,7 +53,7 @@ for variant, losses in config["stf"]["variants"].items():
         input:
             unpack(model_data),
             init="models/{model}/msg3d",
-            code=code("stf.train"),
+            code=code("stf.stages.train"),
         output:
             model=directory(f"models/{{model}}/stf-{variant}"),
         log:
@@ -102,7 +102,7 @@ rule probe_msg3d:
         data=interim(config["settings"][SHIFT_SETTING]["dataset"]),
         split=split_of(SHIFT_SETTING),
         models=[f"models/{MAIN}/msg3d"],
-        code=code("stf.train"),
+        code=code("stf.stages.train"),
     output:
         model=directory("models/shift/msg3d"),
     log:
@@ -128,7 +128,7 @@ use rule probe_msg3d as probe_stf with:
         data=interim(config["settings"][SHIFT_SETTING]["dataset"]),
         split=split_of(SHIFT_SETTING),
         models=[f"models/{MAIN}/stf-{v}" for v in ENSEMBLE],
-        code=code("stf.train"),
+        code=code("stf.stages.train"),
     output:
         model=directory("models/shift/stf"),
     log:

@@ -1,6 +1,6 @@
 """The NTU RGB+D benchmark protocols as id rules (Shahroudy et al. 2016; Liu et al. 2019).
 
-Used by `stf.data.splits` (which sample goes to train or test) and by `stf.data.synth_ids`
+Used by `stf.data.splits` (which sample goes to train or test) and by `stf.data.synth.ids`
 (so that every synthetic class has samples on both sides of every split).
 """
 

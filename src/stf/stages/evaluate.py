@@ -24,8 +24,8 @@ import torch
 from sklearn.metrics import confusion_matrix, top_k_accuracy_score
 from tqdm import tqdm
 
-from stf import distributed
-from stf.checkpoint import load_checkpoint
+from stf.training import distributed
+from stf.training.checkpoint import load_checkpoint
 from stf.io import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 `render(motion, bodies, frames, rng, placement)` turns a `ClassMotion` (what the class does)
 into `(P, F, 30, 3)` world positions (P = 1 or 2 people, F frames, the 30 joints of
-`synth_body`; metres, y up, floor at y = 0). Everything a repetition varies lives here and is
+`body`; metres, y up, floor at y = 0). Everything a repetition varies lives here and is
 drawn from `rng`: amplitudes ±25 %, postures ±20 %, tempo ±15 %, phases, idle sway, the
 start and end of the action inside the clip, and a few centimetres of target error.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stf.data import synth_body as sb
-from stf.data.synth_motion import DOFS, ClassMotion, Dof, PersonMotion, Reach
+from stf.data.synth import body as sb
+from stf.data.synth.motion import DOFS, ClassMotion, Dof, PersonMotion, Reach
 
 _RAMP = 0.15  # share of an action window spent ramping a posture in or out
 

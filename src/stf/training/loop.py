@@ -7,7 +7,7 @@ they are equal). SGD + Nesterov momentum, `MultiStepLR` stepped per epoch, shuff
 drop_last (a training set smaller than one batch is one short batch), the test part
 scored after every epoch, and after every epoch the resume state `<workdir>/last.pt`.
 
-Under torchrun (see `stf.distributed`) every rank draws the same permutation, owns a
+Under torchrun (see `stf.training.distributed`) every rank draws the same permutation, owns a
 contiguous slice of each global batch, and all ranks score a shard of the test part; rank
 0 writes the checkpoint. A non-finite loss stops the run before the optimiser step with
 `NonFiniteLossError` (naming epoch and step); `last.pt` then still holds the last good
@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stf import distributed
-from stf.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from stf.evaluate import autocast, predict_logits, topk_accuracy
+from stf.training import distributed
+from stf.training.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from stf.stages.evaluate import autocast, predict_logits, topk_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class NonFiniteLossError(ValueError):
 
 @dataclass(frozen=True)
 class Recipe:
-    """Optimisation settings of one run (built from params by `stf.train`)."""
+    """Optimisation settings of one run (built from params by `stf.stages.train`)."""
 
     epochs: int
     batch_size: int
@@ -86,7 +86,7 @@ class CrossEntropyObjective(Objective):
 
 
 class STFObjective(Objective):
-    """Eq. 6: `stf.losses.stf_objective` with the given λ, active terms and focus-distance norm.
+    """Eq. 6: `stf.method.losses.stf_objective` with the given λ, active terms and focus-distance norm.
 
     The logits on the clean input are taken from the first call of `model.fc` inside the
     objective (a forward hook), so no extra forward pass touches the BatchNorm statistics.
@@ -99,7 +99,7 @@ class STFObjective(Objective):
         self.norm = norm
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        from stf.losses import stf_objective
+        from stf.method.losses import stf_objective
 
         seen: list[torch.Tensor] = []
 

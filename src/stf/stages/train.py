@@ -3,12 +3,12 @@
 - `train_baseline`: MS-G3D from scratch with cross-entropy (paper/MS-G3D recipe).
 - `finetune`: an STF model initialised from a baseline's `model.pt` (backbone weights
   loaded, STF modules new), trained on eq. 6 with one variant's loss terms.
-- `linear_probe` (defined in `stf.probe`, re-exported here for the CLI): frozen source
+- `linear_probe` (defined in `stf.stages.probe`, re-exported here for the CLI): frozen source
   model(s), a new linear head per model trained on the target setting.
 
 Each writes into `out_dir` (docs/architecture.md, "A model directory"): model.pt,
 scores.parquet, metrics.json, history.csv; resume state and dvclive logs go to `workdir`
-(default `<out_dir>.work`). Under torchrun rank 0 writes. The loop is `stf.engine.fit`.
+(default `<out_dir>.work`). Under torchrun rank 0 writes. The loop is `stf.training.loop.fit`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import Any
 
 import torch
 
-from stf import distributed
-from stf.checkpoint import default_workdir, load_checkpoint
+from stf.training import distributed
+from stf.training.checkpoint import default_workdir, load_checkpoint
 from stf.config import Params
-from stf.engine import CrossEntropyObjective, Recipe, STFObjective, fit
-from stf.evaluate import MODEL, compute_metrics, softmax
-from stf.probe import linear_probe
-from stf.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
+from stf.training.loop import CrossEntropyObjective, Recipe, STFObjective, fit
+from stf.stages.evaluate import MODEL, compute_metrics, softmax
+from stf.stages.probe import linear_probe
+from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stf import paper
+from stf.report import paper
 from stf.config import SETTINGS, Params
 from stf.io import atomic_path
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stf.config import Lambdas
-from stf.focus import cam, grad_cam, project_to_input, resample_time
+from stf.method.focus import cam, grad_cam, project_to_input, resample_time
 
 __all__ = [
     "LOSS_NAMES",
@@ -146,7 +146,7 @@ def loss_d(last: Tensor, fc_weight: Tensor, logits: Tensor, persons: int,
     """L_d = −‖Q^{y1} − Q^{y2}‖ (batch mean), a scalar ≤ 0 (eq. 4).
 
     y1, y2 = the two highest logits per sample (chosen without gradient); both maps are the
-    analytic last-layer CAM (`stf.focus.cam`) of last (N*M, C3, T3, V) with fc_weight (K, C3)
+    analytic last-layer CAM (`stf.method.focus.cam`) of last (N*M, C3, T3, V) with fc_weight (K, C3)
     and logits (N, K). Gradients reach the backbone through both maps.
     """
     _check(logits.dim() == 2 and logits.shape[1] >= 2, f"loss_d: logits must be (N, K>=2), got {tuple(logits.shape)}")

@@ -4,7 +4,7 @@ In: the model directories (`models/`), the fused results and `flops.json` (`resu
 the focus maps the interim/split files of params report.per_class_setting (`data/`).
 Out, under `out_dir`: table2.csv, table2_top5.csv, table3.csv, table4.csv, table5.csv,
 shift.csv, flops.csv, metrics.json, plots/per_class.csv, plots/fractions.csv, figures/*.png
-and report.md, which prints the paper's published numbers (`stf.paper`) beside ours.
+and report.md, which prints the paper's published numbers (`stf.report.paper`) beside ours.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stf import paper
+from stf.report import paper
 from stf.config import Params
 from stf.data.actions import action_name
 from stf.io import write_json_atomic, write_text_atomic
-from stf.report_figures import (
+from stf.report.figures import (
     curves_figure,
     focus_figure,
     focus_maps,
@@ -27,7 +27,7 @@ from stf.report_figures import (
     pick_samples,
     read_history,
 )
-from stf.report_tables import (
+from stf.report.tables import (
     CELLS,
     METHODS,
     ReportInputError,
@@ -132,7 +132,7 @@ def _focus_figures(params: Params, models_dir: Path, data_dir: Path, figures: Pa
     from stf.data.preprocess import read_interim, read_interim_meta
     from stf.data.skeletons import layout_for
     from stf.data.splits import read_split
-    from stf.evaluate import load_model
+    from stf.stages.evaluate import load_model
 
     setting = params.report.per_class_setting
     dataset = params.setting(setting).dataset

@@ -1,7 +1,7 @@
 """What every training entry point does around its loop: torch settings, data, recipe,
 resume fingerprint, dvclive logging and the files of a model directory.
 
-Used by `stf.train` (baseline, fine-tuning) and `stf.probe` (linear probe).
+Used by `stf.stages.train` (baseline, fine-tuning) and `stf.stages.probe` (linear probe).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stf import distributed
-from stf.checkpoint import file_digest, fingerprint, save_checkpoint
+from stf.training import distributed
+from stf.training.checkpoint import file_digest, fingerprint, save_checkpoint
 from stf.config import Params
-from stf.engine import Recipe
-from stf.evaluate import METRICS, MODEL, compute_metrics, log_probs, write_scores
+from stf.training.loop import Recipe
+from stf.stages.evaluate import METRICS, MODEL, compute_metrics, log_probs, write_scores
 from stf.io import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def code_digest() -> str:
 
 def run_fingerprint(kind: str, params: Params, inputs: dict[str, Path], **extra: Any) -> str:
     """Hash of what decides a run's result: the profile's sizes, params.train and params.model,
-    the run's arguments (`extra`), the contents of its input files (`stf.checkpoint.file_digest`)
+    the run's arguments (`extra`), the contents of its input files (`stf.training.checkpoint.file_digest`)
     and the package's code (so a pipeline rerun after a code change never resumes stale state).
 
     Left out: CPU threads, device, data-loader workers (they do not change the result).

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from stf.io import atomic_path
-from stf.report_tables import ReportInputError, Table
+from stf.report.tables import ReportInputError, Table
 
 HISTORY_FILE = "history.csv"
 
@@ -120,7 +120,7 @@ def focus_maps(model: torch.nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.nd
 
     x: (N, C, T, V, M) float32. Returns (Q (N, M, T, V) in [0, 1], predicted class (N,)).
     """
-    from stf.focus import cam, resample_time
+    from stf.method.focus import cam, resample_time
 
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     out = model.forward_features(xt)
