@@ -280,11 +280,12 @@ def evaluate_ensemble(
 ) -> dict:
     """Softmax probabilities of each model on the test part, averaged (STF's test-time ensemble).
 
-    Writes `<out_dir>/scores.parquet` (logits = log of the averaged probabilities) and
-    `metrics.json`; returns the metrics dict. Under torchrun the test set is sharded and
-    rank 0 writes.
+    Writes `<out_dir>/scores.parquet` (logits = log of the averaged probabilities),
+    `metrics.json` and `ensemble.json` (the member directories); returns the metrics dict.
+    Under torchrun the test set is sharded and rank 0 writes.
     """
     from stf.data.dataset import load_arrays
+    from stf.stages.members import write_ensemble_file
 
     if not models:
         raise ValueError("evaluate_ensemble needs at least one model directory")
@@ -307,6 +308,7 @@ def evaluate_ensemble(
         if ctx.is_main:
             write_scores(out_dir, list(arrays.ids), arrays.y, log_probs(probs), probs)
             write_json_atomic(Path(out_dir) / METRICS, metrics)
+            write_ensemble_file(Path(out_dir), [Path(m) for m in models])  # so `stf predict` finds the members
             log.info(
                 "%s %s ensemble of %d: top1 %.2f top5 %.2f",
                 setting, stream, len(models), metrics["top1"], metrics["top5"],

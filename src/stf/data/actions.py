@@ -1,17 +1,19 @@
-"""Action class names: NTU RGB+D 120 (A001..A120; NTU-60 is the first 60) and Kinetics.
+"""Action class names: NTU RGB+D 120 (A001..A120; NTU-60 is the first 60) and Kinetics-400.
 
 `NTU_ACTIONS[label]` is the name of action `A{label + 1:03d}` as listed in the official dataset
 README (github.com/shahroudy/NTURGB-D), with typographic apostrophes written as ASCII and the
-stray trailing ". " of A049/A083 dropped. `action_name(dataset, label)` maps a 0-based label to
-a name for any dataset; Kinetics labels have no built-in names (the label files carry them),
-so a caller may pass its own `names` mapping.
+stray trailing ". " of A049/A083 dropped. `KINETICS400_ACTIONS` (`stf.data.kinetics_classes`)
+holds the 400 Kinetics names by `label_index`. `action_name(dataset, label)` maps a 0-based
+label to a name for any dataset; a caller may pass its own `names` mapping (synthetic classes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["NTU_ACTIONS", "action_name", "num_classes"]
+from stf.data.kinetics_classes import KINETICS400_ACTIONS
+
+__all__ = ["NTU_ACTIONS", "action_name", "class_names", "num_classes", "synthetic_name"]
 
 NTU_ACTIONS: tuple[str, ...] = (
     "drink water",
@@ -150,9 +152,9 @@ def num_classes(dataset: str) -> int:
 def action_name(dataset: str, label: int, names: Mapping[int, str] | None = None) -> str:
     """Name of 0-based `label` in `dataset`.
 
-    NTU: the official name (label 0 = A001 "drink water"); a label outside the dataset's
-    classes raises ValueError. Kinetics: `names[label]` when given and known, else
-    "class {label}". `names` also overrides NTU names (e.g. for synthetic class sets).
+    NTU: the official name (label 0 = A001 "drink water"); Kinetics: the Kinetics-400 name
+    (label 0 = "abseiling"). A label outside the dataset's classes raises ValueError.
+    `names[label]`, when given and known, overrides both (e.g. synthetic class sets).
     """
     n = num_classes(dataset)
     if not 0 <= int(label) < n:
@@ -160,5 +162,17 @@ def action_name(dataset: str, label: int, names: Mapping[int, str] | None = None
     if names is not None and int(label) in names:
         return names[int(label)]
     if dataset == "kinetics":
-        return f"class {int(label)}"
+        return KINETICS400_ACTIONS[int(label)]
     return NTU_ACTIONS[int(label)]
+
+
+def synthetic_name(label: int) -> str:
+    """The name `stf synth` gives class `label` (its Kinetics label files say the same)."""
+    return f"synthetic class {int(label)}"
+
+
+def class_names(dataset: str, num_class: int, synthetic: bool) -> list[str]:
+    """Names of labels 0..num_class-1: the real dataset's, or `synthetic_name` for data of `stf synth`."""
+    if synthetic:
+        return [synthetic_name(k) for k in range(num_class)]
+    return [action_name(dataset, k) for k in range(num_class)]
