@@ -99,7 +99,8 @@ def test_import_help_says_pickles_are_restricted(capsys):
     with pytest.raises(SystemExit):
         main(["import", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "restricted unpickler" in out and "only numpy arrays, numpy scalars and dtypes, and builtin containers" in out
+    assert "restricted unpickler" in out
+    assert "only numpy arrays, numpy scalars and dtypes, and builtin containers" in out
 
 
 def _params_with(tmp_path, **data):
@@ -153,4 +154,5 @@ def test_import_command_writes_interim_and_splits(tmp_path, fixtures_dir, capsys
     assert summary["written"] == 8 and summary["splits"]["ntu60-xsub"]["disagree_with_id_rules"] == 0
     meta, info = read_interim_meta(out)
     assert {"sample_id", "label", "n_frames"} <= set(meta.columns) and len(meta) == 8
-    assert (tmp_path / "interim" / "ntu60.rejected.csv").is_file() and (tmp_path / "splits" / "ntu60-xsub.parquet").is_file()
+    assert (tmp_path / "interim" / "ntu60.rejected.csv").is_file()
+    assert (tmp_path / "splits" / "ntu60-xsub.parquet").is_file()

@@ -158,8 +158,9 @@ def test_bad_samples_are_listed_and_nothing_is_lost(
         reasons = {row["file"]: row["reason"] for row in csv.DictReader(fh)}
     assert len(reasons) == 7
     text = " | ".join(f"{k} -> {v}" for k, v in sorted(reasons.items()))
-    for needle in ("non-finite", "all-zero", "bad sample name", "disagrees with the name's action A005",
-                   "excluded: not an NTU-60 sample", "duplicate sample id", "excluded: missing-skeleton list"):  # fmt: skip
+    needles = ("non-finite", "all-zero", "bad sample name", "disagrees with the name's action A005",
+               "excluded: not an NTU-60 sample", "duplicate sample id", "excluded: missing-skeleton list")  # fmt: skip
+    for needle in needles:
         assert needle in text, text
     assert "val_data_joint.npy[0]:S002C001P001R001A001.skeleton" in reasons
     meta, _ = read_interim_meta(out)

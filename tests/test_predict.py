@@ -70,7 +70,8 @@ def test_json_lists_top5_with_ntu_names(real_params: Path, models: Path, fixture
 
 def test_text_output_and_synthetic_names(models: Path, fixtures_dir: Path, capsys) -> None:
     f = ntu_files(fixtures_dir)[0]
-    assert main(["predict", "--params", str(REPO / "params.yaml"), "--model", str(models / "joint" / "msg3d"), str(f)]) == 0
+    model = models / "joint" / "msg3d"
+    assert main(["predict", "--params", str(REPO / "params.yaml"), "--model", str(model), str(f)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == str(f) and len(lines) == 6
     assert lines[1].lstrip().startswith("1.") and "synthetic class" in lines[1]
@@ -89,7 +90,8 @@ def test_ensemble_directory_averages_its_members(real_params: Path, models: Path
     # a directory made before ensemble.json: the members are found beside it (params stf.ensemble)
     (joint / "stf" / ENSEMBLE_FILE).rename(joint / "manifest.bak")
     try:
-        assert member_dirs(joint / "stf", p.stf.ensemble) == [(joint / "stf-dcg").resolve(), (joint / "stf-e").resolve()]
+        want = [(joint / "stf-dcg").resolve(), (joint / "stf-e").resolve()]
+        assert member_dirs(joint / "stf", p.stf.ensemble) == want
         with pytest.raises(ModelDirError, match="stf-zz/model.pt"):
             member_dirs(joint / "stf", ["dcg", "zz"])
     finally:

@@ -333,7 +333,8 @@ def _add_missing(sp: argparse.ArgumentParser) -> None:
     )
 
 
-IMPORT_DESCRIPTION = """Import data that MS-G3D / 2s-AGCN or pyskl already processed, instead of the raw files: writes
+IMPORT_DESCRIPTION = """\
+Import data that MS-G3D / 2s-AGCN or pyskl already processed, instead of the raw files: writes
 the same interim parquet (and <out>.rejected.csv) that `stf preprocess` writes, so every later
 stage runs unchanged (docs/method.md says which preparation steps are redone).
 
@@ -347,14 +348,16 @@ admits only numpy arrays, numpy scalars and dtypes, and builtin containers (list
 set, str, numbers); a pickle that names anything else (os.system, a class of another package)
 is refused with an error naming the file, before anything it names is called."""
 
-PREDICT_DESCRIPTION = """Top-5 classes of raw NTU .skeleton or Kinetics clip .json files under a trained model, the files
+PREDICT_DESCRIPTION = """\
+Top-5 classes of raw NTU .skeleton or Kinetics clip .json files under a trained model, the files
 prepared exactly as the training data (params preprocess, the active profile's frames). MODEL
 is one model directory (model.pt) or an STF ensemble directory (e.g. models/<setting>/joint/stf:
 its members' softmax probabilities are averaged); --bone-model adds the bone stream, fused as
 `stf fuse` does (params fuse.bone_weight). A file whose skeleton layout does not fit the model
 is a one-line error."""
 
-EXPORT_DESCRIPTION = """Write the inference graph of a model (or an ensemble) as ONNX or TorchScript: input x
+EXPORT_DESCRIPTION = """\
+Write the inference graph of a model (or an ensemble) as ONNX or TorchScript: input x
 (N, C, T, V, M) float32 with a dynamic batch N, the prepared joint tensor (a bone-stream model
 computes its bones inside), output logits (N, classes). The written file is run once on a random
 batch and compared with torch. ONNX needs the export extra: pip install 'stf[export]'."""

@@ -160,7 +160,8 @@ def msg3d_kinetics_sample(x: np.ndarray, cfg: PreprocessConfig, spec: NormalizeS
 def _check_annotation(ann: dict, needed: str) -> None:
     layout = pyskl_format.keypoint_layout(ann)
     if layout != needed:
-        raise ValueError(f"keypoint layout is {_LAYOUT_TEXT.get(layout, layout)}, this dataset needs {_LAYOUT_TEXT[needed]}")
+        found = _LAYOUT_TEXT.get(layout, layout)
+        raise ValueError(f"keypoint layout is {found}, this dataset needs {_LAYOUT_TEXT[needed]}")
     kp = ann["keypoint"]
     total = ann.get("total_frames")
     if total is not None and int(total) != kp.shape[1]:
@@ -506,7 +507,9 @@ def write_pyskl_splits(
         train, val = set(f.split[keys[0]]), set(f.split[keys[1]])
         both = train & val
         if both:
-            raise ImportDataError(f"{f.path}: {len(both)} samples are in both {keys[0]} and {keys[1]}, e.g. {sorted(both)[:3]}")
+            raise ImportDataError(
+                f"{f.path}: {len(both)} samples are in both {keys[0]} and {keys[1]}, e.g. {sorted(both)[:3]}"
+            )
         ids = meta["sample_id"].astype(str)
         in_train, in_val = ids.isin(train).to_numpy(), ids.isin(val).to_numpy()
         rows = meta.loc[in_train | in_val].reset_index(drop=True)

@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ALLOWED_TEXT", "PickleReadError", "SafeUnpickler", "UnsafePickleError", "allowed_names", "load_pickle", "loads"]
+__all__ = [
+    "ALLOWED_TEXT", "PickleReadError", "SafeUnpickler", "UnsafePickleError", "allowed_names", "load_pickle", "loads",
+]  # fmt: skip
 
 
 class UnsafePickleError(ValueError):

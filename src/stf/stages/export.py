@@ -188,7 +188,9 @@ def export_model(
             got = _run_torchscript(tmp, example)
         diff = None if got is None else float(np.abs(got - expected).max())
         if diff is not None and not diff <= TOLERANCE:
-            raise ExportError(f"{out}: the exported graph differs from torch by {diff:.3g} (> {TOLERANCE}); not written")
+            raise ExportError(
+                f"{out}: the exported graph differs from torch by {diff:.3g} (> {TOLERANCE}); not written"
+            )
     summary = {
         "format": fmt,
         "out": str(out),

@@ -183,7 +183,8 @@ def predict_files(
     results = [{"file": str(f), "top5": _top(p, names, TOP)} for f, p in zip(files, probs, strict=True)]
     for r in results:
         best = r["top5"][0]
-        log.info("%s: %s (%.3f) by %s", r["file"], best["name"], best["prob"], " + ".join(s.describe() for s in streams))
+        by = " + ".join(s.describe() for s in streams)
+        log.info("%s: %s (%.3f) by %s", r["file"], best["name"], best["prob"], by)
     if focus_out is not None:
         draw_focus(x, probs.argmax(axis=1), streams, names, files, focus_paths(Path(focus_out), files))
     return results
