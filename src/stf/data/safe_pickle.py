@@ -20,16 +20,13 @@ from __future__ import annotations
 import _codecs
 import collections
 import functools
-import io
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "ALLOWED_TEXT", "PickleReadError", "SafeUnpickler", "UnsafePickleError", "allowed_names", "load_pickle", "loads",
-]  # fmt: skip
+__all__ = ["ALLOWED_TEXT", "PickleReadError", "SafeUnpickler", "UnsafePickleError", "load_pickle"]
 
 
 class UnsafePickleError(ValueError):
@@ -73,11 +70,6 @@ def _table() -> dict[tuple[str, str], Any]:
 ALLOWED_TEXT = "numpy arrays, numpy scalars and dtypes, and builtin containers"
 
 
-def allowed_names() -> list[str]:
-    """The admitted callables as "module.name" strings (for messages and docs)."""
-    return sorted(f"{m}.{n}" for m, n in _table())
-
-
 class SafeUnpickler(pickle.Unpickler):
     """`pickle.Unpickler` whose `find_class` admits only the allow-list of this module."""
 
@@ -92,11 +84,6 @@ class SafeUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError("refusing a persistent id: only plain data is allowed in a pickle")
-
-
-def loads(data: bytes) -> Any:
-    """Unpickle bytes with `SafeUnpickler` (errors as in `load_pickle`, without a file name)."""
-    return SafeUnpickler(io.BytesIO(data), encoding="latin1").load()
 
 
 def load_pickle(path: Path | str) -> Any:

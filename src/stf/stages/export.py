@@ -20,7 +20,7 @@ import contextlib
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +100,23 @@ def _layout_of(spec: dict) -> Layout:
     raise ExportError(f"no skeleton layout with {v} joints")
 
 
+@contextlib.contextmanager
+def _quiet_onnx() -> Iterator[None]:
+    """The ONNX exporter's own progress lines stay; the optimiser's INFO records (about a thousand
+    per STF model), torch.onnx's notes on torchvision ops and pytree FutureWarnings do not."""
+    names = ("onnx_ir", "onnxscript", "torch.onnx")
+    levels = {n: logging.getLogger(n).level for n in names}
+    try:
+        for n in names:
+            logging.getLogger(n).setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
+
+
 def _export_onnx(graph: nn.Module, example: Tensor, path: Path, metadata: dict[str, str]) -> None:
     try:
         import onnx
@@ -107,7 +124,7 @@ def _export_onnx(graph: nn.Module, example: Tensor, path: Path, metadata: dict[s
     except ImportError as err:
         raise ExportError(f"ONNX export needs the export extra: pip install 'stf[export]' ({err})") from None
     batch = torch.export.Dim("batch")
-    with contextlib.redirect_stdout(sys.stderr):  # the exporter reports its steps on stdout
+    with contextlib.redirect_stdout(sys.stderr), _quiet_onnx():  # the exporter reports its steps on stdout
         torch.onnx.export(
             graph, (example,), str(path), input_names=["x"], output_names=["logits"],
             dynamo=True, dynamic_shapes={"x": {0: batch}}, external_data=False,

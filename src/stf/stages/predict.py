@@ -116,8 +116,8 @@ def prepare_files(params: Params, files: Sequence[Path], predictor: Predictor) -
         layout = file_layout(path)
         if layout != predictor.layout.name:
             raise PredictError(
-                f"{path}: an {_LAYOUT_TEXT[layout]} file does not fit {predictor.dir}, "
-                f"a {predictor.dataset} model that reads {_LAYOUT_TEXT[predictor.layout.name]} input"
+                f"{path}: an {_LAYOUT_TEXT[layout]} file does not fit {predictor.dir}: that {predictor.dataset} "
+                f"model reads {_LAYOUT_TEXT[predictor.layout.name]} input"
             )
         if not path.is_file():
             raise PredictError(f"{path}: file not found")
