@@ -110,7 +110,7 @@ def test_kinetics_names_match_the_real_clips(fixtures_dir) -> None:
     """The 400 names by label_index agree with the label/label_index of every real fixture clip."""
     import json
 
-    from stf.data.kinetics_classes import KINETICS400_ACTIONS
+    from stf.data.actions import KINETICS400_ACTIONS
 
     assert len(KINETICS400_ACTIONS) == len(set(KINETICS400_ACTIONS)) == 400
     for path in sorted((fixtures_dir / "kinetics").glob("*.json")):

@@ -11,16 +11,16 @@ beside it for each variant of params `stf.ensemble` (`models/X/joint/stf` ->
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from stf.evaluate import MODEL, load_model
+from stf.evaluate import ENSEMBLE as ENSEMBLE_FILE
+from stf.evaluate import MODEL, load_model, write_ensemble_file
 
-ENSEMBLE_FILE = "ensemble.json"
+__all__ = ["ENSEMBLE_FILE", "Member", "ModelDirError", "load_members", "member_dirs", "write_ensemble_file"]
 
 
 class ModelDirError(ValueError):
@@ -39,16 +39,6 @@ class Member:
     @property
     def stream(self) -> str:
         return str(self.meta.get("stream", "joint"))
-
-
-def write_ensemble_file(out_dir: Path, members: Sequence[Path]) -> Path:
-    """`<out_dir>/ensemble.json`: {"members": [paths relative to out_dir]}."""
-    from stf.io import write_json_atomic
-
-    out_dir = Path(out_dir)
-    rel = [os.path.relpath(Path(m).resolve(), out_dir.resolve()) for m in members]
-    write_json_atomic(out_dir / ENSEMBLE_FILE, {"members": rel})
-    return out_dir / ENSEMBLE_FILE
 
 
 def member_dirs(model_dir: Path | str, ensemble: Sequence[str]) -> list[Path]:
