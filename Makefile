@@ -13,7 +13,7 @@ $(BIN)/python:
 # torch first and pinned: an unpinned or ranged request would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,export]'
 	touch $(STAMP)
 
 # Snakemake runs the jobs; `dvc commit` then records their outputs so that `dvc status` and a

@@ -84,3 +84,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def save_model_dir(
+    out: Path, spec: ModelSpec, setting: str, stream: str = "joint", seed: int = 0, variant: str = "msg3d"
+) -> Path:
+    """A model directory as `stf train` writes it (model.pt with spec, weights and meta), with the
+    weights of a freshly initialised `MSG3D(spec)` (torch seed `seed`)."""
+    import torch
+
+    from stf.training.checkpoint import save_checkpoint
+    from stf.models.msg3d import MSG3D
+
+    torch.manual_seed(seed)
+    model = MSG3D(spec)
+    for m in model.modules():  # non-trivial BatchNorm statistics, so that eval mode is really tested
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    payload = {
+        "spec": spec.to_dict(),
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "meta": {"setting": setting, "stream": stream, "variant": variant, "fraction": 100, "epochs": 0, "seed": seed},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "model.pt", payload)
+    return out
+
+
+def ntu_spec(num_class: int = 60, in_channels: int = 4, stf: bool = False) -> ModelSpec:
+    """The shared tiny sizes on the real NTU-25 skeleton (for tests that feed real fixture files)."""
+    from stf.data.skeletons import NTU25
+    from stf.models.stf import STFSpec
+
+    return ModelSpec(
+        num_class=num_class, num_point=25, num_person=2, in_channels=in_channels, edges=NTU25.edges,
+        widths=TINY_SPEC.widths, gcn_scales=2, g3d_scales=2, window_sizes=(3,), window_dilations=(1,),
+        stf=STFSpec(graph_scales=2, beta_hidden=4, alpha_hidden=4, time_bins=4) if stf else None,
+    )  # fmt: skip

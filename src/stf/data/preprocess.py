@@ -363,15 +363,47 @@ def _finite(x: np.ndarray, what: str) -> None:
         raise ValueError(f"non-finite {what} (NaN or inf)")
 
 
+def prepare_ntu_bodies(xyz: np.ndarray, cfg: PreprocessConfig, spec: NormalizeSpec) -> tuple[np.ndarray, int]:
+    """NTU bodies as read (F, B, 25, 3) -> ((C, F', V, M) float32 before fitting to T, persons present).
+
+    The energy rule keeps `cfg.persons` of the first `cfg.max_bodies_read` body slots; a joint
+    is present where any coordinate is non-zero, and that is the visibility channel (when
+    `cfg.visibility_channel`); then `normalize_sequence`.
+    """
+    if xyz.shape[0] == 0:
+        raise ValueError("no frames")
+    _finite(xyz, "coordinates")
+    xyz = ntu_format.select_bodies(xyz, keep=cfg.persons, max_read=cfg.max_bodies_read)  # (F, M, 25, 3)
+    valid = valid_from_coords(xyz)  # (F, M, 25)
+    extra = valid.astype(np.float32) if cfg.visibility_channel else None
+    sample = normalize_sequence(xyz, valid, extra, spec)  # (C, F', V, M)
+    return sample, int(valid.any(axis=(0, 2)).sum())
+
+
+def prepare_openpose(
+    pose: np.ndarray, score: np.ndarray, cfg: PreprocessConfig, spec: NormalizeSpec
+) -> tuple[np.ndarray, int]:
+    """OpenPose-18 pose (F, P, 18, 2) in [0, 1] image units and score (F, P, 18) ->
+    ((3, F', 18, M) float32 before fitting to T, persons present).
+
+    Per frame the `cfg.persons` highest-scoring of the first `cfg.max_persons_read` persons
+    are kept; `kinetics_channels`; the confidence is the third channel; `normalize_sequence`.
+    """
+    if pose.shape[0] == 0:
+        raise ValueError("no frames")
+    _finite(pose, "pose")
+    _finite(score, "score")
+    pose, score = kinetics_format.select_persons(
+        pose, score, keep=cfg.persons, max_read=cfg.max_persons_read
+    )  # (F, M, 18, 2), (F, M, 18)
+    xy, valid = kinetics_channels(pose, score)
+    sample = normalize_sequence(xy, valid, score.astype(np.float32) * valid, spec)  # (3, F', V, M)
+    return sample, int(valid.any(axis=(0, 2)).sum())
+
+
 def _ntu_sample(task: _Task, job: _Job) -> tuple[dict, np.ndarray]:
     sk = ntu_format.read_skeleton(Path(task.path), max_bodies=job.cfg.max_bodies_read)
-    if sk.xyz.shape[0] == 0:
-        raise ValueError("no frames")
-    _finite(sk.xyz, "coordinates")
-    xyz = ntu_format.select_bodies(sk.xyz, keep=job.cfg.persons, max_read=job.cfg.max_bodies_read)  # (F, M, 25, 3)
-    valid = valid_from_coords(xyz)  # (F, M, 25)
-    extra = valid.astype(np.float32) if job.cfg.visibility_channel else None
-    sample = normalize_sequence(xyz, valid, extra, job.spec)  # (C, F', V, M)
+    sample, persons = prepare_ntu_bodies(sk.xyz, job.cfg, job.spec)
     row = {
         "sample_id": task.sample_id,
         "label": int(sk.action) - 1,
@@ -381,7 +413,7 @@ def _ntu_sample(task: _Task, job: _Job) -> tuple[dict, np.ndarray]:
         "replication": int(sk.replication),
         "part": "",
         "n_frames": int(sample.shape[1]),
-        "n_persons": int(valid.any(axis=(0, 2)).sum()),
+        "n_persons": persons,
     }
     return row, sample
 
@@ -399,27 +431,19 @@ def kinetics_channels(pose: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, 
 
 def _kinetics_sample(task: _Task, job: _Job) -> tuple[dict, np.ndarray]:
     clip = kinetics_format.read_clip(Path(task.path))
-    if int(clip.label_index) != task.label:
+    if task.label >= 0 and int(clip.label_index) != task.label:
         raise ValueError(f"label_index {clip.label_index} disagrees with the label file's {task.label}")
-    if clip.pose.shape[0] == 0:
-        raise ValueError("no frames")
-    _finite(clip.pose, "pose")
-    _finite(clip.score, "score")
-    pose, score = kinetics_format.select_persons(
-        clip.pose, clip.score, keep=job.cfg.persons, max_read=job.cfg.max_persons_read
-    )  # (F, M, 18, 2), (F, M, 18)
-    xy, valid = kinetics_channels(pose, score)
-    sample = normalize_sequence(xy, valid, score.astype(np.float32) * valid, job.spec)  # (3, F', V, M)
+    sample, persons = prepare_openpose(clip.pose, clip.score, job.cfg, job.spec)
     row = {
         "sample_id": task.sample_id,
-        "label": task.label,
+        "label": task.label if task.label >= 0 else int(clip.label_index),
         "setup": -1,
         "camera": -1,
         "performer": -1,
         "replication": -1,
         "part": task.part,
         "n_frames": int(sample.shape[1]),
-        "n_persons": int(valid.any(axis=(0, 2)).sum()),
+        "n_persons": persons,
     }
     return row, sample
 
@@ -469,6 +493,64 @@ def _channel_names(job: _Job) -> list[str]:
     if job.dataset == "kinetics":
         return ["x", "y", "confidence"]
     return ["x", "y", "z", "visibility"] if job.cfg.visibility_channel else ["x", "y", "z"]
+
+
+def normalize_spec(dataset: str, cfg: PreprocessConfig, frames: int) -> NormalizeSpec:
+    """The `NormalizeSpec` that `preprocess` uses for `dataset` under `cfg`, T = `frames`."""
+    family = "kinetics" if dataset == "kinetics" else "ntu"
+    return NormalizeSpec(
+        center_joint=cfg.center_joint[family],
+        height=(OPENPOSE_HEIGHT if family == "kinetics" else NTU_HEIGHT) if cfg.normalise_height else None,
+        frames=frames,
+        pad=cfg.pad,
+        rotate=cfg.msg3d_rotation and family == "ntu",
+    )
+
+
+def interim_info(dataset: str, cfg: PreprocessConfig, frames: int, num_class: int) -> dict:
+    """The b"stf" metadata of an interim parquet of `dataset` prepared under `cfg` (shape, channels...)."""
+    job = _Job(dataset=dataset, cfg=cfg, spec=normalize_spec(dataset, cfg, frames))
+    return {
+        "dataset": dataset,
+        "layout": layout_for(dataset).name,
+        "shape": list(_sample_shape(job)),
+        "num_class": int(num_class),
+        "channels": _channel_names(job),
+    }
+
+
+def prepare_raw_file(path: Path, dataset: str, cfg: PreprocessConfig, frames: int) -> tuple[dict, np.ndarray]:
+    """One raw file (NTU `.skeleton` or Kinetics clip `.json`), prepared exactly as `preprocess`
+    prepares it -> (interim row dict, (C, T, V, M) float32 sample).
+
+    The file may have any name: NTU id fields (and the label) are -1 when the name is not an
+    NTU id; a Kinetics clip's label is its own `label_index`. Raises what the readers raise
+    (`ValueError` subclasses naming the file) or ValueError for an unusable sample.
+    """
+    path = Path(path)
+    job = _Job(dataset=dataset, cfg=cfg, spec=normalize_spec(dataset, cfg, frames))
+    if dataset == "kinetics":
+        row, sample = _kinetics_sample(_Task(str(path), path.name, path.stem), job)
+        return row, _fit_chunk([sample], job)[0]
+    sk = ntu_format.read_skeleton(path, max_bodies=cfg.max_bodies_read)
+    try:
+        ids = tuple(ntu_format.parse_sample_id(sk.name))
+    except ValueError:
+        ids = (-1, -1, -1, -1, 0)
+    sample, persons = prepare_ntu_bodies(sk.xyz, cfg, job.spec)
+    setup, camera, performer, replication, action = ids
+    row = {
+        "sample_id": sk.name,
+        "label": action - 1,
+        "setup": setup,
+        "camera": camera,
+        "performer": performer,
+        "replication": replication,
+        "part": "",
+        "n_frames": int(sample.shape[1]),
+        "n_persons": persons,
+    }
+    return row, _fit_chunk([sample], job)[0]
 
 
 def _ordered(
@@ -547,13 +629,7 @@ def preprocess(
         raise PreprocessError(f"{raw_dir}: no raw {dataset} files found")
 
     layout = layout_for(dataset)
-    spec = NormalizeSpec(
-        center_joint=cfg.center_joint[family],
-        height=(OPENPOSE_HEIGHT if family == "kinetics" else NTU_HEIGHT) if cfg.normalise_height else None,
-        frames=frames,
-        pad=cfg.pad,
-        rotate=cfg.msg3d_rotation and family == "ntu",
-    )
+    spec = normalize_spec(dataset, cfg, frames)
     if not 0 <= spec.center_joint < layout.num_joints:
         raise PreprocessError(f"preprocess.center_joint.{family} = {spec.center_joint} is not a joint of {layout.name}")
     job = _Job(dataset=dataset, cfg=cfg, spec=spec)

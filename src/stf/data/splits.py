@@ -117,9 +117,21 @@ def make_split_file(interim_path: Path, spec: SettingSpec, cfg: SplitConfig, out
     meta, info = read_interim_meta(interim_path)
     if info["dataset"] != spec.dataset:
         raise SplitError(f"{interim_path}: holds dataset {info['dataset']!r}, setting {name} needs {spec.dataset!r}")
-    num_class = int(info["num_class"])
+    return write_split_table(meta, benchmark_part(meta, spec), int(info["num_class"]), spec, cfg, out_path)
+
+
+def write_split_table(
+    meta: pd.DataFrame, part: np.ndarray, num_class: int, spec: SettingSpec, cfg: SplitConfig, out_path: Path
+) -> dict:
+    """Rows (sample_id, label) and their parts ("train"/"test") -> the split parquet; returns a summary.
+
+    The benchmark rule (`benchmark_part`) or another source of parts (`stf import --splits-out`
+    takes a pyskl pickle's own split) decides `part`; the stratified subsets follow `cfg`.
+    """
+    out_path = Path(out_path)
+    name = setting_name(spec)
     labels = meta["label"].to_numpy(dtype=np.int64)
-    part = benchmark_part(meta, spec)
+    part = np.asarray(part)
     _check_classes(name, labels, part, num_class)
     is_train = part == "train"
     try:

@@ -11,6 +11,7 @@ samples (sharded over ranks under torchrun). Entry point: `evaluate_ensemble`.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 SCORES = "scores.parquet"
 METRICS = "metrics.json"
 MODEL = "model.pt"
+ENSEMBLE = "ensemble.json"  # an ensemble directory's members: {"members": [paths relative to it]}
 
 
 class ScoresError(ValueError):
@@ -259,6 +261,15 @@ def pooled_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- ensemble entry point
 
 
+def write_ensemble_file(out_dir: Path | str, members: Sequence[Path | str]) -> Path:
+    """`<out_dir>/ensemble.json`: {"members": [member directories relative to out_dir]}."""
+    out_dir = Path(out_dir)
+    rel = [os.path.relpath(Path(m).resolve(), out_dir.resolve()) for m in members]
+    write_json_atomic(out_dir / ENSEMBLE, {"members": rel})
+    return out_dir / ENSEMBLE
+
+
+
 def check_compatible(payload: dict, arrays: Any, model_dir: Path | str) -> None:
     """Raise `ScoresError` unless the saved model reads the data's (C, V, M) and predicts its classes."""
     spec = payload["spec"]
@@ -280,9 +291,9 @@ def evaluate_ensemble(
 ) -> dict:
     """Softmax probabilities of each model on the test part, averaged (STF's test-time ensemble).
 
-    Writes `<out_dir>/scores.parquet` (logits = log of the averaged probabilities) and
-    `metrics.json`; returns the metrics dict. Under torchrun the test set is sharded and
-    rank 0 writes.
+    Writes `<out_dir>/scores.parquet` (logits = log of the averaged probabilities),
+    `metrics.json` and `ensemble.json` (the member directories); returns the metrics dict.
+    Under torchrun the test set is sharded and rank 0 writes.
     """
     from stf.data.dataset import load_arrays
 
@@ -307,6 +318,7 @@ def evaluate_ensemble(
         if ctx.is_main:
             write_scores(out_dir, list(arrays.ids), arrays.y, log_probs(probs), probs)
             write_json_atomic(Path(out_dir) / METRICS, metrics)
+            write_ensemble_file(Path(out_dir), models)  # so `stf predict` / `stf export` find the members
             log.info(
                 "%s %s ensemble of %d: top1 %.2f top5 %.2f",
                 setting, stream, len(models), metrics["top1"], metrics["top5"],
