@@ -9,11 +9,11 @@ import pytest
 
 from stf.cli import build_parser, main
 
-from conftest import REPO
+from helpers import REPO
 
 SUBCOMMANDS = {
     "synth", "fetch", "raw", "preprocess", "split", "train", "finetune",
-    "evaluate", "probe", "fuse", "flops", "report", "schema",
+    "evaluate", "probe", "fuse", "flops", "report", "schema", "dvc-yaml",
 }
 
 
