@@ -25,7 +25,7 @@ import yaml
 from helpers import REPO, copy_workflow
 
 from stf.config import Params, load_params, parse_params
-from stf.pipeline import Job, Pipeline
+from stf.pipeline import Job, Pipeline, PipelineError
 
 BIN = Path(sys.executable).parent
 PARAMS_FILE = "params.yaml"
@@ -191,6 +191,39 @@ def test_models_cached_and_tables_not(pipeline: Pipeline) -> None:
         "results/plots/per_class.csv",
         "results/plots/fractions.csv",
     }
+
+
+def test_a_dvc_template_must_expand_to_the_jobs(monkeypatch: pytest.MonkeyPatch, params: Params) -> None:
+    """dvc.yaml's `do:` templates are the builders run on `${item.*}` fields; a builder that
+    branches on a field's value would give DVC other jobs than Snakemake, and is refused."""
+    import dataclasses
+
+    import stf.pipeline as pl
+
+    real = pl._stages
+
+    def branching(p: Params) -> list:
+        stages = real(p)
+        i = next(i for i, s in enumerate(stages) if s.name == "split")
+        build = stages[i].build
+
+        def odd(f):  # the kinetics split gets an extra flag: not expressible as a template
+            step = build(f)
+            return dataclasses.replace(step, cmd=step.cmd + (" --strict" if f["setting"] == "kinetics" else ""))
+
+        stages[i] = dataclasses.replace(stages[i], build=odd)
+        return stages
+
+    monkeypatch.setattr(pl, "_stages", branching)
+    with pytest.raises(PipelineError, match="split: its dvc.yaml template does not expand to job split@kinetics"):
+        Pipeline(params).dvc_yaml()
+
+
+def test_unknown_jobs_are_named(pipeline: Pipeline) -> None:
+    with pytest.raises(PipelineError, match=r"stage finetune_m2 has no job for \{'model': 'kinetics/bone'\}"):
+        pipeline.job("finetune_m2", {"model": "kinetics/bone"})
+    with pytest.raises(PipelineError, match="no stage 'finetune_zz'"):
+        pipeline.jobs("finetune_zz")
 
 
 # --------------------------------------------------------------------------- the tools
