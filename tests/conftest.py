@@ -1,47 +1,14 @@
-"""Shared test fixtures: the repository root, the read-only real files in ../shared/fixtures."""
+"""Shared fixtures and hooks: the read-only real files in ../shared/fixtures, one torch thread per
+test process, GPU tests skipped without CUDA. Shared helpers (REPO, TINY_SPEC, copy_workflow)
+live in helpers.py."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-
-from stf.models.msg3d import ModelSpec
-
-REPO = Path(__file__).resolve().parents[1]
-# a 5-joint chain MS-G3D small enough for CPU unit tests of training and evaluation
-TINY_SPEC = ModelSpec(
-    num_class=3, num_point=5, num_person=2, in_channels=2, edges=((1, 0), (2, 1), (3, 2), (4, 3)),
-    widths=(4, 4, 4), gcn_scales=2, g3d_scales=2, window_sizes=(3,), window_dilations=(1,),
-)  # fmt: skip
-# what a copy of the pipeline needs, besides src/stf (tests run Snakemake and DVC in tmp copies)
-WORKFLOW_FILES = ["Snakefile", "workflow", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
-                  ".dvc/.gitignore"]  # fmt: skip
-SHARED = Path(os.environ.get("STF_SHARED", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures"
-
-
-def copy_workflow(dst: Path, git: bool = True) -> Path:
-    """The workflow files, params.yaml and src/stf/**/*.py under `dst` (in a fresh git repo
-    when `git`); returns `dst`."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dst / name)
-        else:
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / name)
-    for py in (REPO / "src" / "stf").rglob("*.py"):
-        target = dst / py.relative_to(REPO)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(py, target)
-    if git:
-        subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
-    return dst
+from helpers import FIXTURES
 
 
 @pytest.fixture(scope="session")
@@ -84,41 +51,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
-
-
-def save_model_dir(
-    out: Path, spec: ModelSpec, setting: str, stream: str = "joint", seed: int = 0, variant: str = "msg3d"
-) -> Path:
-    """A model directory as `stf train` writes it (model.pt with spec, weights and meta), with the
-    weights of a freshly initialised `MSG3D(spec)` (torch seed `seed`)."""
-    import torch
-
-    from stf.training.checkpoint import save_checkpoint
-    from stf.models.msg3d import MSG3D
-
-    torch.manual_seed(seed)
-    model = MSG3D(spec)
-    for m in model.modules():  # non-trivial BatchNorm statistics, so that eval mode is really tested
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-    payload = {
-        "spec": spec.to_dict(),
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "meta": {"setting": setting, "stream": stream, "variant": variant, "fraction": 100, "epochs": 0, "seed": seed},
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / "model.pt", payload)
-    return out
-
-
-def ntu_spec(num_class: int = 60, in_channels: int = 4, stf: bool = False) -> ModelSpec:
-    """The shared tiny sizes on the real NTU-25 skeleton (for tests that feed real fixture files)."""
-    from stf.data.skeletons import NTU25
-    from stf.models.stf import STFSpec
-
-    return ModelSpec(
-        num_class=num_class, num_point=25, num_person=2, in_channels=in_channels, edges=NTU25.edges,
-        widths=TINY_SPEC.widths, gcn_scales=2, g3d_scales=2, window_sizes=(3,), window_dilations=(1,),
-        stf=STFSpec(graph_scales=2, beta_hidden=4, alpha_hidden=4, time_bins=4) if stf else None,
-    )  # fmt: skip

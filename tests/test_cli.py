@@ -9,11 +9,11 @@ import pytest
 
 from stf.cli import build_parser, main
 
-from conftest import REPO
+from helpers import REPO
 
 SUBCOMMANDS = {
     "synth", "fetch", "raw", "preprocess", "import", "split", "train", "finetune",
-    "evaluate", "probe", "fuse", "predict", "export", "flops", "report", "schema",
+    "evaluate", "probe", "fuse", "predict", "export", "flops", "report", "schema", "dvc-yaml",
 }
 
 

@@ -11,7 +11,7 @@ import yaml
 
 from stf.config import ParamsError, load_params, params_json_schema, params_json_schema_text, parse_params
 
-from conftest import REPO
+from helpers import REPO
 
 PARAMS = REPO / "params.yaml"
 SCHEMA = REPO / "workflow" / "schemas" / "params.schema.json"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stf.config import SettingSpec, SplitConfig
-from stf.data.dataset import DatasetError, SkeletonDataset, bone_features, iterate_batches, load_arrays
+from stf.data.dataset import DatasetError, SkeletonDataset, bone_features, load_arrays
 from stf.data.preprocess import InterimWriter
 from stf.data.skeletons import Layout
 from stf.data.splits import make_split_file
@@ -106,26 +106,6 @@ def small_arrays(n: int = 23):
 
     x = np.arange(n, dtype=np.float32)[:, None, None, None, None] * np.ones((1, 2, 4, 25, 2), np.float32)
     return SkeletonArrays(x=x, y=np.arange(n) % 5, ids=np.array([f"s{i}" for i in range(n)]), num_class=5, layout=NTU25, dataset="ntu60")
-
-
-def test_iterate_batches_covers_every_sample_once_per_epoch():
-    arr = small_arrays(23)
-    seen = []
-    for xb, yb, ib in iterate_batches(arr, batch_size=5, shuffle=True, seed=1, drop_last=False):
-        assert xb.shape[1:] == (2, 4, 25, 2) and xb.dtype == torch.float32 and yb.dtype == torch.int64
-        np.testing.assert_array_equal(xb[:, 0, 0, 0, 0].numpy(), ib.numpy())  # x matches its index
-        np.testing.assert_array_equal(yb.numpy(), ib.numpy() % 5)
-        seen.extend(ib.tolist())
-    assert sorted(seen) == list(range(23))
-    assert seen != list(range(23))  # shuffled
-    dropped = [len(ib) for _, _, ib in iterate_batches(arr, 5, shuffle=True, seed=1, drop_last=True)]
-    assert dropped == [5, 5, 5, 5]
-    again = [ib.tolist() for _, _, ib in iterate_batches(arr, 5, shuffle=True, seed=1, drop_last=False)]
-    first = [ib.tolist() for _, _, ib in iterate_batches(arr, 5, shuffle=True, seed=1, drop_last=False)]
-    other = [ib.tolist() for _, _, ib in iterate_batches(arr, 5, shuffle=True, seed=2, drop_last=False)]
-    assert again == first and other != first
-    plain = [ib.tolist() for _, _, ib in iterate_batches(arr, 10, shuffle=False, seed=0, drop_last=False)]
-    assert plain == [list(range(10)), list(range(10, 20)), [20, 21, 22]]
 
 
 def test_skeleton_dataset_items():

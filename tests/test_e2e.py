@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow
+from helpers import REPO, copy_workflow
 
 BIN = Path(sys.executable).parent
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -64,6 +64,8 @@ def test_micro_pipeline_builds_the_report_and_leaves_nothing_to_do(tmp_path: Pat
     assert len(rows(out / "plots" / "fractions.csv")) == 5
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["top1"]) == {"msg3d", "stf"} and metrics["profile"] == "micro"
+    headline = sorted(p.name for p in (out / "headline").iterdir())
+    assert headline == sorted(f"{c.replace(':', '-')}.json" for c in t2[0][1:])
     focus = sorted((out / "figures").glob("focus_*.png"))
     assert len(focus) == params["report"]["focus_samples"]
     for png in [out / "figures" / f for f in ("per_class.png", "fractions.png", "curves.png")] + focus:
@@ -76,4 +78,7 @@ def test_micro_pipeline_builds_the_report_and_leaves_nothing_to_do(tmp_path: Pat
     sh(root, "dvc", "commit", "-f", "-q", "--no-relink")
     status = json.loads(sh(root, "dvc", "status", "--json").stdout)
     assert status == {}, status
+    shown = json.loads(sh(root, "dvc", "metrics", "show", "--json").stdout)
+    cells = next(iter(shown.values()))["data"]
+    assert len(cells) == 15 and {"MS-G3D", "STF", "gain"} == set(next(iter(cells.values()))["data"])
     assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(sh(root, "snakemake", "-n", "results/report.md"))

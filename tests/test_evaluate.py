@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from conftest import REPO, TINY_SPEC as TINY
+from helpers import REPO, TINY_SPEC as TINY
 from stf.training.checkpoint import save_checkpoint
 from stf.config import SettingSpec, SplitConfig, load_params
 from stf.stages.evaluate import (

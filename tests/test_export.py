@@ -20,7 +20,7 @@ from stf.stages.evaluate import load_model
 from stf.stages.export import BoneFeatures, ExportError, export_model
 from stf.stages.members import write_ensemble_file
 
-from conftest import REPO, ntu_spec, save_model_dir
+from helpers import REPO, ntu_spec, save_model_dir
 
 FRAMES = 32
 ENSEMBLE = ["dcg", "e"]

@@ -7,7 +7,7 @@ import copy
 
 import pytest
 import torch
-from conftest import TINY_SPEC
+from helpers import TINY_SPEC
 
 from stf.config import Lambdas
 from stf.stages.evaluate import autocast

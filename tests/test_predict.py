@@ -15,7 +15,7 @@ from stf.data.actions import NTU_ACTIONS
 from stf.stages.members import ENSEMBLE_FILE, ModelDirError, member_dirs, write_ensemble_file
 from stf.stages.predict import PredictError, predict_files
 
-from conftest import REPO, ntu_spec, save_model_dir
+from helpers import REPO, ntu_spec, save_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import copy_workflow
+from helpers import copy_workflow
 
 BIN = Path(sys.executable).parent
 SLURM = Path("workflow") / "profiles" / "slurm" / "config.yaml"

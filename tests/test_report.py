@@ -220,3 +220,19 @@ def test_focus_maps_of_a_model_and_their_figure(tmp_path: Path) -> None:
     path = focus_figure(x[1], {"MS-G3D": (q[1], "a"), "STF-e": (q[1], "b")}, layout_for("ntu60").edges,
                         tmp_path / "f.png", "title")  # fmt: skip
     assert path.read_bytes()[:8] == PNG
+
+
+def test_headline_metrics_one_file_per_table2_cell(run: Path) -> None:
+    out = run / "out" / "headline"
+    out.mkdir(parents=True)
+    (out / "stale-J.json").write_text("{}")  # a cell of an earlier run's settings
+    build_report(make_params(), run / "models", run / "results", run / "out")
+    table = read_csv(run / "out" / "table2.csv")
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{c.replace(':', '-')}.json" for c in table[0][1:])
+    for i, column in enumerate(table[0][1:], start=1):
+        cell = json.loads((out / f"{column.replace(':', '-')}.json").read_text())
+        assert cell == {
+            "MS-G3D": float(table[1][i]),
+            "STF": float(table[2][i]),
+            "gain": round(float(table[2][i]) - float(table[1][i]), 2),
+        }

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, TINY_SPEC as TINY
+from helpers import REPO, TINY_SPEC as TINY
 from stf.training import checkpoint, loop
 from stf.config import Params, SettingSpec, SplitConfig, load_params
 from stf.training.distributed import DistContext

@@ -2,7 +2,8 @@
 
 Every subcommand takes `--params` and explicit input/output paths, never prompts, logs to
 stderr, and exits non-zero with a one-line `stf: error: ...` on bad input. Snakemake and
-DVC call exactly these commands (see `workflow/rules/*.smk` and `dvc.yaml`).
+DVC call exactly these commands, as the pipeline description `stf.pipeline` writes them
+(`workflow/rules/*.smk` read it; `stf dvc-yaml` writes dvc.yaml from it).
 """
 
 from __future__ import annotations
@@ -29,10 +30,6 @@ class CLIError(Exception):
 
 def _params(args: argparse.Namespace) -> Params:
     return load_params(args.params)
-
-
-def _dataset_of(params: Params, setting: str) -> str:
-    return params.setting(setting).dataset
 
 
 def _print_json(obj: object) -> None:
@@ -279,6 +276,18 @@ def cmd_schema(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def cmd_dvc_yaml(args: argparse.Namespace) -> None:
+    p = _params(args)
+    from stf.io import write_text_atomic
+    from stf.pipeline import Pipeline
+
+    text = Pipeline(p).dvc_yaml()
+    if args.out:
+        write_text_atomic(Path(args.out), text)
+    else:
+        sys.stdout.write(text)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -490,6 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("schema", cmd_schema, "print (or write) the JSON schema of params.yaml")
     sp.add_argument("--out", help="write here instead of stdout")
+
+    sp = add(
+        "dvc-yaml",
+        cmd_dvc_yaml,
+        "print (or write) dvc.yaml: the DVC stages of the pipeline description (stf.pipeline) for these params",
+    )
+    sp.add_argument("--out", help="write here instead of stdout (the repository's dvc.yaml: make dvc.yaml)")
 
     return parser
 

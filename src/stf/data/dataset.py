@@ -2,14 +2,13 @@
 
 `load_arrays(interim, split, part, stream, fraction)` joins the interim parquet with a split
 parquet and returns `SkeletonArrays` (x (N, C, T, V, M) float32, y (N,) int64, ids).
-`iterate_batches` yields shuffled (B, C, T, V, M) tensors by bulk numpy gathers; training
-uses it. `SkeletonDataset` is the same data as a torch `Dataset`, for DataLoader users.
+Training gathers its batches from these arrays (`stf.training.loop`); `SkeletonDataset` is
+the same data as a torch `Dataset`, for DataLoader users.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -142,28 +141,3 @@ class SkeletonDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         return torch.from_numpy(self.arrays.x[i]), int(self.arrays.y[i]), int(i)
-
-
-def iterate_batches(
-    arrays: SkeletonArrays, batch_size: int, shuffle: bool, seed: int, drop_last: bool
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """One epoch of (x (B, C, T, V, M) float32, y (B,) int64, idx (B,) int64) tensors.
-
-    Shuffled by a permutation drawn from `seed` (pass e.g. seed + epoch for a new order each
-    epoch); every sample appears once, the last short batch is dropped when `drop_last`.
-    Each batch is one bulk gather (`np.take`); without shuffle it is a zero-copy slice.
-    """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    n = len(arrays)
-    order = np.random.default_rng(seed).permutation(n) if shuffle else None
-    stop = (n // batch_size) * batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        end = min(start + batch_size, n)
-        if order is None:
-            idx = np.arange(start, end)
-            xb = arrays.x[start:end]  # (B, C, T, V, M) view
-        else:
-            idx = np.sort(order[start:end])  # sorted rows gather faster; the batch is a set
-            xb = np.take(arrays.x, idx, axis=0)  # (B, C, T, V, M) copy
-        yield torch.from_numpy(xb), torch.from_numpy(arrays.y[idx]), torch.from_numpy(idx)

@@ -3,7 +3,7 @@
 In: the model directories (`models/`), the fused results and `flops.json` (`results/`), and for
 the focus maps the interim/split files of params report.per_class_setting (`data/`).
 Out, under `out_dir`: table2.csv, table2_top5.csv, table3.csv, table4.csv, table5.csv,
-shift.csv, flops.csv, metrics.json, plots/per_class.csv, plots/fractions.csv, figures/*.png
+shift.csv, flops.csv, metrics.json, headline/<cell>.json, plots/per_class.csv, plots/fractions.csv, figures/*.png
 and report.md, which prints the paper's published numbers (`stf.report.paper`) beside ours.
 """
 
@@ -38,6 +38,7 @@ from stf.report.tables import (
     fmt,
     fractions_table,
     gains,
+    headline_metrics,
     metrics_summary,
     per_class_table,
     shift_table,
@@ -91,6 +92,7 @@ def build_report(
     metrics = out_dir / "metrics.json"
     write_json_atomic(metrics, metrics_summary(res, params.profile, params.sizes.source))
     written.append(metrics)
+    written += _write_headline(out_dir / "headline", headline_metrics(res))
 
     figures = out_dir / "figures"
     main_joint = models_dir / figure_setting / "joint"
@@ -116,6 +118,18 @@ def build_report(
     written.append(report)
     log.info("report: %d files under %s", len(written), out_dir)
     return written
+
+
+def _write_headline(folder: Path, cells: dict[str, dict[str, float]]) -> list[Path]:
+    """`folder/<cell>.json` per Table 2 cell (the files `dvc metrics show` lists); files of
+    cells no longer in the table are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{cell}.json" for cell in cells]
+    for stale in set(folder.glob("*.json")) - set(paths):
+        stale.unlink()
+    for path, values in zip(paths, cells.values(), strict=True):
+        write_json_atomic(path, values)
+    return paths
 
 
 def _class_names(res: Results, setting: str, dataset: str) -> dict[int, str]:

@@ -300,3 +300,16 @@ def metrics_summary(res: Results, profile: str, source: str) -> dict:
         "ratio": r(res.flops["stf"]["flops"] / res.flops["msg3d"]["flops"]),
     }
     return out
+
+
+def headline_metrics(res: Results) -> dict[str, dict[str, float]]:
+    """One small record per Table 2 cell, keyed `{setting}-{J|B|J+B}`: the top-1 % of each row
+    and STF's gain over MS-G3D, rounded as in table2.csv. `stf report` writes each to
+    `headline/<key>.json`, so that `dvc metrics show` prints one row per cell."""
+    out = {}
+    for col in res.columns:
+        row = {label: round(float(res.cells[m][col].top1), 2) for m, label in METHODS.items()}
+        row["gain"] = round(row["STF"] - row["MS-G3D"], 2)
+        out[col.replace(":", "-")] = row
+    return out
+

@@ -23,6 +23,7 @@ from stf.config import Params
 from stf.training.loop import Recipe
 from stf.stages.evaluate import METRICS, MODEL, compute_metrics, log_probs, write_scores
 from stf.io import atomic_path, write_json_atomic
+from stf.sources import PACKAGE, SOURCE_DIR, TRAINING_CODE, code_files
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,13 @@ def recipe_from(params: Params, *, epochs: int, lr: float, milestones: tuple[int
 
 
 def code_digest() -> str:
-    """SHA-256 over the `stf` package's Python sources (paths and contents)."""
-    root = Path(__file__).resolve().parent
+    """SHA-256 over the source files (paths and contents) of the code a training job runs:
+    `stf.sources.code_files` of the training stages, the same files whose edit makes Snakemake
+    and DVC rerun the job, so resume state never outlives a code change that reruns it."""
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in code_files(*TRAINING_CODE):
+        path = PACKAGE / Path(name).relative_to(SOURCE_DIR)
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
