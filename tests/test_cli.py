@@ -12,8 +12,8 @@ from stf.cli import build_parser, main
 from helpers import REPO
 
 SUBCOMMANDS = {
-    "synth", "fetch", "raw", "preprocess", "import", "split", "train", "finetune",
-    "evaluate", "probe", "fuse", "predict", "export", "flops", "report", "schema", "dvc-yaml",
+    "synth", "fetch", "raw", "preprocess", "import", "split", "train", "finetune", "select-lr",
+    "evaluate", "probe", "fuse", "predict", "export", "flops", "report", "evidence-report", "schema", "dvc-yaml",
 }
 
 
@@ -51,6 +51,24 @@ def test_unknown_variant_is_rejected_before_work(tmp_path, capsys):
     ])
     assert code == 2
     assert "zz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "exactly one of --variant"),
+        (["--variant", "dcg", "--control", "ft"], "exactly one of --variant"),
+        (["--control", "stf-ce", "--member", "1"], "--member > 0"),
+    ],
+)
+def test_finetune_needs_one_variant_or_control(tmp_path, capsys, extra, message):
+    code = main([
+        "finetune", "--params", str(REPO / "params.yaml"), "--setting", "ntu60-xsub", "--stream", "joint",
+        "--data", "d.parquet", "--split", "s.parquet", "--init", "m", "--out", str(tmp_path / "o"), *extra,
+    ])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_required_argument_exits_2_without_prompting():

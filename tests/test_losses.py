@@ -286,6 +286,30 @@ def test_objective_sums_the_weighted_terms():
     assert all(p.grad is not None for p in (model.stem.weight, model.betas[0].weight, model.fc.weight))
 
 
+def test_frobenius_norm_is_rms_times_the_map_size():
+    """stf.loss_norm: frobenius (the paper's literal ‖·‖₂) and rms give the same terms up to
+    sqrt(M·T·V) of each term's maps, with every person present; L_ce and L_e do not change."""
+    x, y = _batch()  # T = 16: the last block has T3 = 4, taps[4] 8 frames, taps[5] 4
+    rms = stf_objective(_model().eval(), x, y, ALL, active=["e", "d", "c"], norm="rms")[1]
+    frob = stf_objective(_model().eval(), x, y, ALL, active=["e", "d", "c"], norm="frobenius")[1]
+    assert frob["ce"] == pytest.approx(rms["ce"]) and frob["e"] == pytest.approx(rms["e"])
+    assert frob["d"] == pytest.approx(rms["d"] * math.sqrt(2 * 4 * 5), rel=1e-5) and rms["d"] < 0
+    assert frob["c"] == pytest.approx(rms["c"] * math.sqrt(2 * 8 * 5), rel=1e-5)
+
+
+def test_loss_terms_are_the_summands_of_the_objective():
+    from stf.method.losses import stf_loss_terms
+
+    x, y = _batch()
+    terms = stf_loss_terms(_model().eval(), x, y, ALL, ["d", "gk", "e"])
+    assert list(terms.weighted) == ["ce", "e", "d", "gk"]  # ce first, then eq. 6's order
+    for k in ("e", "d", "gk"):
+        assert terms.weighted[k].item() == pytest.approx(getattr(ALL, k) * terms.raw[k].item())
+    total, parts = stf_objective(_model().eval(), x, y, ALL, ["d", "gk", "e"])
+    assert terms.total().item() == pytest.approx(total.item()) and terms.parts() == pytest.approx(parts)
+    assert terms.logits.shape == (4, 5)
+
+
 @pytest.fixture()
 def grad_calls(monkeypatch):
     calls = []

@@ -125,11 +125,18 @@ def cmd_split(args: argparse.Namespace) -> None:
     p = _params(args)
     from stf.data.splits import make_split_file
 
-    summary = make_split_file(Path(args.data), p.setting(args.setting), p.split, Path(args.out))
+    summary = make_split_file(
+        Path(args.data), p.setting(args.setting), p.split, Path(args.out), val_percent=p.sizes.val_percent
+    )
     _print_json(summary)
 
 
 # --------------------------------------------------------------------------- training stages
+
+
+def _seed(p: Params, args: argparse.Namespace) -> int:
+    """--seed, or the active profile's first seed."""
+    return int(p.sizes.seeds[0] if args.seed is None else args.seed)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -146,21 +153,34 @@ def cmd_train(args: argparse.Namespace) -> None:
         fraction=args.fraction,
         workdir=Path(args.workdir) if args.workdir else None,
         resume=args.resume,
+        seed=_seed(p, args),
     )
     _print_json(metrics)
 
 
+def _finetune_kind(p: Params, args: argparse.Namespace) -> tuple[str | None, str | None]:
+    if (args.variant is None) == (args.control is None):
+        raise CLIError("give exactly one of --variant (an STF loss set) and --control (ft or stf-ce)")
+    if args.variant is not None and args.variant not in p.stf.variants:
+        raise CLIError(f"unknown STF variant {args.variant!r}; params stf.variants has {sorted(p.stf.variants)}")
+    return args.variant, args.control
+
+
 def cmd_finetune(args: argparse.Namespace) -> None:
     p = _params(args)
-    if args.variant not in p.stf.variants:
-        raise CLIError(f"unknown STF variant {args.variant!r}; params stf.variants has {sorted(p.stf.variants)}")
-    from stf.stages.train import finetune
+    variant, control = _finetune_kind(p, args)
+    if args.member and control != "ft":
+        raise CLIError("--member > 0 exists only for --control ft (the second MS-G3D+ft, msg3d-ft-b)")
+    from stf.stages.train import finetune, read_selection
 
+    lr = read_selection(Path(args.lr_from)) if args.lr_from else None
     metrics = finetune(
         p,
         setting=args.setting,
         stream=args.stream,
-        variant=args.variant,
+        variant=variant,
+        control=control,
+        member=args.member,
         data=Path(args.data),
         split=Path(args.split),
         init=Path(args.init),
@@ -168,8 +188,22 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         fraction=args.fraction,
         workdir=Path(args.workdir) if args.workdir else None,
         resume=args.resume,
+        seed=_seed(p, args),
+        lr=lr,
     )
     _print_json(metrics)
+
+
+def cmd_select_lr(args: argparse.Namespace) -> None:
+    p = _params(args)
+    variant, control = _finetune_kind(p, args)
+    from stf.stages.train import select_lr
+
+    result = select_lr(
+        p, args.setting, args.stream, variant, Path(args.data), Path(args.split), Path(args.init), Path(args.out),
+        control=control, seed=_seed(p, args),
+    )  # fmt: skip
+    _print_json(result)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -202,6 +236,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
         out_dir=Path(args.out),
         workdir=Path(args.workdir) if args.workdir else None,
         resume=args.resume,
+        seed=_seed(p, args),
     )
     _print_json(metrics)
 
@@ -263,6 +298,15 @@ def cmd_export(args: argparse.Namespace) -> None:
     frames = args.frames if args.frames is not None else p.sizes.frames
     summary = export_model(Path(args.model), p.stf.ensemble, args.format, frames, Path(args.out))
     _print_json(summary)
+def cmd_evidence_report(args: argparse.Namespace) -> None:
+    p = _params(args)
+    from stf.report.evidence import build_evidence_report
+
+    written = build_evidence_report(
+        p, models_dir=Path(args.models), split=Path(args.split), out_dir=Path(args.out),
+        setting=args.setting, stream=args.stream,
+    )  # fmt: skip
+    _print_json({"written": [str(w) for w in written]})
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
@@ -326,6 +370,22 @@ def _add_train_io(sp: argparse.ArgumentParser, *, needs_out: bool = True) -> Non
     sp.add_argument("--split", required=True, help="split parquet of the setting")
     if needs_out:
         sp.add_argument("--out", required=True, help="output directory")
+
+
+def _add_seed(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--seed", type=int, help="initialisation and shuffle seed (default: the profile's first seed, params seeds)"
+    )
+
+
+def _add_finetune_kind(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--variant", help="an STF loss set: a key of params stf.variants (dcg, e, m2, ...)")
+    sp.add_argument(
+        "--control",
+        choices=("ft", "stf-ce"),
+        help="a cross-entropy control instead: ft = MS-G3D+ft (no STF modules), stf-ce = STF+ce (modules, all λ = 0)",
+    )
+    sp.add_argument("--init", required=True, help="baseline model directory (holds model.pt)")
 
 
 def _add_resume(sp: argparse.ArgumentParser) -> None:
@@ -441,14 +501,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("train", cmd_train, "train the MS-G3D baseline of one setting and stream")
     _add_train_io(sp)
     sp.add_argument("--fraction", type=int, default=100, help="percent of the training part")
+    _add_seed(sp)
     _add_resume(sp)
 
-    sp = add("finetune", cmd_finetune, "fine-tune one STF variant from a baseline checkpoint")
+    sp = add("finetune", cmd_finetune, "fine-tune one STF variant, or a cross-entropy control, from a baseline")
     _add_train_io(sp)
-    sp.add_argument("--variant", required=True, help="a key of params stf.variants (dcg, e, m2, ...)")
-    sp.add_argument("--init", required=True, help="baseline model directory (holds model.pt)")
+    _add_finetune_kind(sp)
+    sp.add_argument(
+        "--member", type=int, default=0, choices=(0, 1), help="with --control ft: 1 = the second model (msg3d-ft-b)"
+    )
+    sp.add_argument("--lr-from", help="selection.json of `stf select-lr` (default lr: params stf.lr)")
     sp.add_argument("--fraction", type=int, default=100, help="percent of the training part")
+    _add_seed(sp)
     _add_resume(sp)
+
+    sp = add("select-lr", cmd_select_lr, "choose the fine-tuning lr of params stf.lr_grid on the validation part")
+    _add_train_io(sp)
+    _add_finetune_kind(sp)
+    _add_seed(sp)
 
     sp = add("evaluate", cmd_evaluate, "test scores of one model or a softmax-averaged ensemble")
     _add_train_io(sp)
@@ -457,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("probe", cmd_probe, "linear probe: frozen model(s), new head trained on the target setting")
     _add_train_io(sp)
     sp.add_argument("--model", required=True, action="append", help="source model directory; repeat to ensemble")
+    _add_seed(sp)
     _add_resume(sp)
 
     sp = add("fuse", cmd_fuse, "joint+bone fusion: mean of softmax probabilities")
@@ -496,6 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--models", default="models", help="root of model directories")
     sp.add_argument("--results", default="results", help="root of fused results")
     sp.add_argument("--out", default="results", help="where tables, figures and report.md go")
+
+    sp = add("evidence-report", cmd_evidence_report, "one cell's controls, seeds and paired tests: report.md + summary.json")
+    sp.add_argument("--models", default="models", help="root of model directories")
+    sp.add_argument("--split", required=True, help="split parquet of the setting (train/test sample counts)")
+    sp.add_argument("--setting", default="ntu60-xsub", choices=SETTINGS, help="the evidence cell's setting")
+    sp.add_argument("--stream", default="joint", choices=STREAMS, help="the evidence cell's stream")
+    sp.add_argument("--out", default="results/evidence", help="where report.md, summary.json and figures go")
 
     sp = add("schema", cmd_schema, "print (or write) the JSON schema of params.yaml")
     sp.add_argument("--out", help="write here instead of stdout")

@@ -80,19 +80,20 @@ class SkeletonArrays:
 def load_arrays(
     interim: Path,
     split: Path,
-    part: Literal["train", "test"],
+    part: Literal["train", "val", "test"],
     stream: Literal["joint", "bone"],
     fraction: int = 100,
 ) -> SkeletonArrays:
-    """Interim parquet + split parquet -> the samples of `part` (train: the `p{fraction}` subset).
+    """Interim parquet + split parquet -> the samples of `part` (train: the `p{fraction}` subset;
+    val: the validation part held out of training, empty when the split has none).
 
     Rows keep the interim order (sorted by sample id). Only the selected samples' tensors are
     read. Raises `DatasetError` when the split names samples the interim file lacks, when the
     datasets differ, or when column `p{fraction}` does not exist.
     """
     interim, split = Path(interim), Path(split)
-    if part not in ("train", "test"):
-        raise DatasetError(f"part must be 'train' or 'test', got {part!r}")
+    if part not in ("train", "val", "test"):
+        raise DatasetError(f"part must be 'train', 'val' or 'test', got {part!r}")
     if stream not in ("joint", "bone"):
         raise DatasetError(f"stream must be 'joint' or 'bone', got {stream!r}")
     meta, info = read_interim_meta(interim)

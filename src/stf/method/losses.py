@@ -22,6 +22,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -34,12 +35,15 @@ from stf.method.focus import cam, grad_cam, project_to_input, resample_time
 __all__ = [
     "LOSS_NAMES",
     "LossInputError",
+    "LossTerms",
+    "batchnorm_stats_frozen",
     "focus_distance",
     "loss_c",
     "loss_d",
     "loss_e",
     "loss_gk",
     "present_persons",
+    "stf_loss_terms",
     "stf_objective",
 ]
 
@@ -107,17 +111,20 @@ def loss_gk(q: Tensor, embeddings: Sequence[Tensor], present: Tensor | None = No
 
 
 @contextlib.contextmanager
-def _batchnorm_stats_frozen(model: nn.Module) -> Iterator[None]:
+def batchnorm_stats_frozen(model: nn.Module) -> Iterator[None]:
     """Inside: BatchNorm layers still normalise with batch statistics in train mode but do
-    not update their running mean/var (the masked input is not a data sample)."""
-    bns = [mod for mod in model.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.track_running_stats]
+    not update their running mean/var (the masked input of L_e is not a data sample; the
+    gradient probe of `stf.training.loop` must not move them either). Nests: each layer gets back
+    the flag it had on entry."""
+    bns = [mod for mod in model.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
+    before = [bn.track_running_stats for bn in bns]
     for bn in bns:
         bn.track_running_stats = False
     try:
         yield
     finally:
-        for bn in bns:
-            bn.track_running_stats = True
+        for bn, flag in zip(bns, before, strict=True):
+            bn.track_running_stats = flag
 
 
 def loss_e(model: nn.Module, x: Tensor, q: Tensor, y: Tensor) -> Tensor:
@@ -136,7 +143,7 @@ def loss_e(model: nn.Module, x: Tensor, q: Tensor, y: Tensor) -> Tensor:
            f"loss_e: q must be ({n}, {m}, T, {v}), got shape {tuple(q.shape)}")
     _check(tuple(y.shape) == (n,), f"loss_e: y must be ({n},), got shape {tuple(y.shape)}")
     masked = x - project_to_input(q, t) * x  # (N, C, T, V, M)
-    with _batchnorm_stats_frozen(model):
+    with batchnorm_stats_frozen(model):
         logits = model(masked)  # (N, K)
     return logits.softmax(dim=1).gather(1, y.view(-1, 1)).mean()
 
@@ -169,7 +176,35 @@ def loss_c(q5: Tensor, q6: Tensor, present: Tensor | None = None, norm: Norm = "
     return focus_distance(resample_time(q5, t), resample_time(q6, t), present, norm).mean()
 
 
-def stf_objective(
+@dataclass(frozen=True)
+class LossTerms:
+    """The terms of eq. 6 for one batch, as tensors that still carry their graph.
+
+    logits (N, K) of the clean input; weighted: "ce" -> L_ce, and for every computed STF term
+    name -> λ_name · L_name (the summands of eq. 6, in the order e, d, c, gk); raw: the same
+    STF terms without λ. `total()` is their sum.
+    """
+
+    logits: Tensor
+    weighted: dict[str, Tensor]
+    raw: dict[str, Tensor]
+
+    def total(self) -> Tensor:
+        items = iter(self.weighted.values())
+        total = next(items)
+        for value in items:
+            total = total + value
+        return total
+
+    def parts(self) -> dict[str, float]:
+        """Float values: "ce", every computed raw term (without λ), and "total"."""
+        parts = {"ce": float(self.weighted["ce"].detach())}
+        parts |= {name: float(value.detach()) for name, value in self.raw.items()}
+        parts["total"] = float(self.total().detach())
+        return parts
+
+
+def stf_loss_terms(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
@@ -177,18 +212,8 @@ def stf_objective(
     active: Sequence[str],
     *,
     norm: Norm = "rms",
-) -> tuple[Tensor, dict[str, float]]:
-    """The training loss of eq. 6 for one batch: (total, parts).
-
-    model: an MS-G3D (`stf.models.msg3d.MSG3D`) or anything with `forward_features(x)` ->
-    (logits, last, taps, embeddings), `fc` and `spec.num_person`; x: (N, C, T, V, M);
-    y: (N,) ground-truth labels for L_ce; active: subset of {"e", "d", "c", "gk"}.
-    One `forward_features` pass feeds every term. Q is the CAM of the predicted class
-    (detached argmax) at the last block, computed analytically; "c" adds one
-    `torch.autograd.grad` call (Grad-CAM at taps[4], taps[5]); "e" adds one forward of the
-    masked input. A term that is not active or has λ = 0 is not computed at all.
-    parts: float value of "ce", every computed term, and "total".
-    """
+) -> LossTerms:
+    """The summands of eq. 6 for one batch (see `stf_objective` for what is computed how)."""
     unknown = sorted(set(active) - set(LOSS_NAMES))
     _check(not unknown, f"stf_objective: unknown loss names {unknown}; known: {list(LOSS_NAMES)}")
     _check(x.dim() == 5, f"stf_objective: x must be (N, C, T, V, M), got shape {tuple(x.shape)}")
@@ -197,11 +222,8 @@ def stf_objective(
 
     out = model.forward_features(x)
     ce = F.cross_entropy(out.logits, y)
-    total = ce
-    parts: dict[str, float] = {"ce": float(ce.detach())}
     if not run:
-        parts["total"] = parts["ce"]
-        return total, parts
+        return LossTerms(out.logits, {"ce": ce}, {})
 
     persons = x.shape[-1]
     present = present_persons(x)  # (N, M)
@@ -222,11 +244,34 @@ def stf_objective(
         terms["c"] = loss_c(q5, q6, present, norm)
     if "gk" in run:
         terms["gk"] = loss_gk(q, out.embeddings, present, norm)
+    weighted = {"ce": ce} | {name: weight[name] * value for name, value in terms.items()}
+    return LossTerms(out.logits, weighted, terms)
 
-    for name, value in terms.items():
-        total = total + weight[name] * value
-        parts[name] = float(value.detach())
-    parts["total"] = float(total.detach())
+
+def stf_objective(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    lambdas: Lambdas,
+    active: Sequence[str],
+    *,
+    norm: Norm = "rms",
+) -> tuple[Tensor, dict[str, float]]:
+    """The training loss of eq. 6 for one batch: (total, parts).
+
+    model: an MS-G3D (`stf.models.msg3d.MSG3D`) or anything with `forward_features(x)` ->
+    (logits, last, taps, embeddings), `fc` and `spec.num_person`; x: (N, C, T, V, M);
+    y: (N,) ground-truth labels for L_ce; active: subset of {"e", "d", "c", "gk"}.
+    One `forward_features` pass feeds every term. Q is the CAM of the predicted class
+    (detached argmax) at the last block, computed analytically; "c" adds one
+    `torch.autograd.grad` call (Grad-CAM at taps[4], taps[5]); "e" adds one forward of the
+    masked input. A term that is not active or has λ = 0 is not computed at all.
+    parts: float value of "ce", every computed term (without λ), and "total".
+    `stf_loss_terms` returns the same terms as tensors.
+    """
+    terms = stf_loss_terms(model, x, y, lambdas, active, norm=norm)
+    total = terms.total()
+    parts = terms.parts()
     if not math.isfinite(parts["total"]):
         log.warning("non-finite STF loss: %s", parts)
     return total, parts

@@ -139,12 +139,15 @@ def linear_probe(
     out_dir: Path,
     workdir: Path | None = None,
     resume: bool = False,
+    *,
+    seed: int | None = None,
 ) -> dict:
     """Data-shift test: frozen source model(s), new linear head(s) trained on `setting`'s train part.
 
     For each source model directory: eval mode, pooled features of the target train and test
     parts computed once, a new Linear(C3, K_target) trained for params.sizes.probe_epochs at
     params.stf.probe_lr. Several models: their heads' softmax probabilities are averaged.
+    `seed` (default: the profile's first seed) seeds the heads and the shuffle order.
     Writes scores.parquet, metrics.json and history.csv; returns the metrics.
     """
     if not models:
@@ -169,10 +172,13 @@ def linear_probe(
                 p.requires_grad_(False)
             train_feats.append(predict_logits(model, train.x, bs, ctx, amp, features=True, desc=f"features {i + 1}"))
             test_feats.append(predict_logits(model, test.x, bs, ctx, amp, features=True, desc=f"features {i + 1}"))
-        recipe = recipe_from(params, epochs=params.sizes.probe_epochs, lr=params.stf.probe_lr, milestones=())
+        seed = int(params.sizes.seeds[0] if seed is None else seed)
+        recipe = recipe_from(params, epochs=params.sizes.probe_epochs, lr=params.stf.probe_lr, seed=seed)
         inputs = {"data": Path(data), "split": Path(split)}
         inputs |= {f"model{i}": Path(m) / MODEL for i, m in enumerate(models)}
-        fp = run_fingerprint("probe", params, inputs, setting=setting, stream=stream, probe_lr=params.stf.probe_lr)
+        fp = run_fingerprint(
+            "probe", params, inputs, setting=setting, stream=stream, probe_lr=params.stf.probe_lr, seed=seed
+        )
         workdir = Path(workdir) if workdir is not None else default_workdir(out_dir)
         with dvclive_logger(workdir, ctx, resume) as log_row:
             probs, history = train_heads(

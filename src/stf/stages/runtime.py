@@ -48,8 +48,12 @@ def load_part(data: Path, split: Path, part: str, stream: str, fraction: int = 1
     return load_arrays(Path(data), Path(split), part, stream, fraction)
 
 
-def recipe_from(params: Params, *, epochs: int, lr: float, milestones: tuple[int, ...] = ()) -> Recipe:
-    """The optimisation recipe: batch sizes from the profile, SGD settings from params.train."""
+def recipe_from(
+    params: Params, *, epochs: int, lr: float, seed: int, milestones: tuple[int, ...] = (), grad_probe: bool = False
+) -> Recipe:
+    """The optimisation recipe: batch sizes from the profile, SGD settings from params.train,
+    `seed` (the run's seed: shuffle order). `grad_probe`: measure the loss terms' gradient
+    norms on the profile's `grad_probe_batches` batches per epoch."""
     t, s = params.train, params.sizes
     return Recipe(
         epochs=epochs,
@@ -61,9 +65,10 @@ def recipe_from(params: Params, *, epochs: int, lr: float, milestones: tuple[int
         weight_decay=t.weight_decay,
         milestones=tuple(milestones),
         gamma=t.lr_gamma,
-        seed=t.seed,
+        seed=seed,
         eval_batch_size=s.eval_batch_size,
         amp=t.amp,
+        grad_probe_batches=s.grad_probe_batches if grad_probe else 0,
     )
 
 
@@ -83,13 +88,14 @@ def run_fingerprint(kind: str, params: Params, inputs: dict[str, Path], **extra:
     the run's arguments (`extra`), the contents of its input files (`stf.training.checkpoint.file_digest`)
     and the package's code (so a pipeline rerun after a code change never resumes stale state).
 
-    Left out: CPU threads, device, data-loader workers (they do not change the result).
+    Left out: CPU threads, device, data-loader workers (they do not change the result), and
+    the profile's seed list (the run's own seed is one of the arguments).
     """
     return fingerprint(
         {
             "kind": kind,
             "code": code_digest(),
-            "sizes": params.sizes.model_dump(exclude={"threads", "synth"}),
+            "sizes": params.sizes.model_dump(exclude={"threads", "synth", "seeds"}),
             "train": params.train.model_dump(exclude={"device", "num_workers"}),
             "model": params.model.model_dump(),
             "inputs": {name: file_digest(path) for name, path in inputs.items()},

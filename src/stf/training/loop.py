@@ -34,6 +34,7 @@ from tqdm import tqdm
 from stf.training import distributed
 from stf.training.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from stf.stages.evaluate import autocast, predict_logits, topk_accuracy
+from stf.method.losses import LossTerms
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,18 @@ class Recipe:
     seed: int = 0
     eval_batch_size: int = 64
     amp: bool = False
+    # the first this many global batches of each epoch also measure every loss term's
+    # gradient norm (`gradient_norms`); 0 = never. Only objectives with terms besides L_ce.
+    grad_probe_batches: int = 0
 
 
 # --------------------------------------------------------------------------- objectives
 
 
 class Objective(nn.Module):
-    """Wraps `model`; `forward(x, y)` -> (total loss, logits (B, K) detached, {term: float}).
+    """Wraps `model`; `terms(x, y)` -> `stf.losses.LossTerms` (logits and the weighted summands
+    of the loss, "ce" first); `forward(x, y)` -> (total loss, logits (B, K) detached,
+    {term: float}).
 
     The loss is computed inside `forward` so that DistributedDataParallel wraps it.
     """
@@ -75,22 +81,33 @@ class Objective(nn.Module):
         super().__init__()
         self.model = model
 
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        """Names of the summands `terms` returns ("ce" first)."""
+        return ("ce",)
 
-class CrossEntropyObjective(Objective):
-    """The MS-G3D baseline loss: cross-entropy of the logits."""
+    def terms(self, x: torch.Tensor, y: torch.Tensor) -> LossTerms:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        terms = self.terms(x, y)
+        total = terms.total()
+        parts = terms.parts()
+        values = {k: v for k, v in parts.items() if k != "total"}
+        values |= {f"weighted_{k}": float(v.detach()) for k, v in terms.weighted.items() if k != "ce"}
+        return total, terms.logits.detach(), values
+
+
+class CrossEntropyObjective(Objective):
+    """The MS-G3D baseline loss (and that of the cross-entropy controls): cross-entropy of the logits."""
+
+    def terms(self, x: torch.Tensor, y: torch.Tensor) -> LossTerms:
         logits = self.model(x)  # (B, K)
-        loss = F.cross_entropy(logits.float(), y)
-        return loss, logits.detach(), {}
+        return LossTerms(logits, {"ce": F.cross_entropy(logits.float(), y)}, {})
 
 
 class STFObjective(Objective):
-    """Eq. 6: `stf.method.losses.stf_objective` with the given λ, active terms and focus-distance norm.
-
-    The logits on the clean input are taken from the first call of `model.fc` inside the
-    objective (a forward hook), so no extra forward pass touches the BatchNorm statistics.
-    """
+    """Eq. 6: `stf.losses.stf_loss_terms` with the given λ, active terms and focus-distance norm."""
 
     def __init__(self, model: nn.Module, lambdas: Any, active: list[str], norm: str = "rms") -> None:
         super().__init__(model)
@@ -98,24 +115,45 @@ class STFObjective(Objective):
         self.active = list(active)
         self.norm = norm
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        from stf.method.losses import stf_objective
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        from stf.method.losses import LOSS_NAMES
 
-        seen: list[torch.Tensor] = []
+        run = [n for n in LOSS_NAMES if n in self.active and float(getattr(self.lambdas, n)) > 0]
+        return ("ce", *run)
 
-        def keep_first(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-            if not seen:
-                seen.append(output.detach())
+    def terms(self, x: torch.Tensor, y: torch.Tensor) -> LossTerms:
+        from stf.method.losses import stf_loss_terms
 
-        handle = self.model.fc.register_forward_hook(keep_first)
-        try:
-            total, parts = stf_objective(self.model, x, y, self.lambdas, self.active, norm=self.norm)
-        finally:
-            handle.remove()
-        if not seen:
-            raise RuntimeError("stf_objective did not call model.fc; cannot record training accuracy")
-        terms = {k: float(v) for k, v in parts.items() if k != "total"}
-        return total, seen[0], terms
+        return stf_loss_terms(self.model, x, y, self.lambdas, self.active, norm=self.norm)
+
+
+def gradient_norms(objective: Objective, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Each loss summand's gradient norm over the model's trainable parameters, on one batch.
+
+    Returns {"grad_norm_ce": ‖∇θ L_ce‖, "grad_ratio_<k>": ‖∇θ λ_k L_k‖ / ‖∇θ L_ce‖ for every
+    other summand} (ratio NaN when ‖∇θ L_ce‖ is 0). Runs its own forward pass with BatchNorm
+    running statistics frozen and `torch.autograd.grad` (no `.grad` is touched, no RNG is
+    drawn), so training with this probe gives the same weights as training without it.
+    """
+    from stf.method.losses import batchnorm_stats_frozen
+
+    model = objective.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    with batchnorm_stats_frozen(model):
+        terms = objective.terms(x, y)
+    names = list(terms.weighted)
+    norms: dict[str, float] = {}
+    for i, name in enumerate(names):
+        grads = torch.autograd.grad(
+            terms.weighted[name], params, retain_graph=i < len(names) - 1, allow_unused=True
+        )
+        squares = [g.detach().double().pow(2).sum() for g in grads if g is not None]
+        norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+    ce = norms["ce"]
+    out = {"grad_norm_ce": ce}
+    out |= {f"grad_ratio_{k}": (v / ce if ce > 0 else float("nan")) for k, v in norms.items() if k != "ce"}
+    return out
 
 
 # --------------------------------------------------------------------------- batches
@@ -211,11 +249,21 @@ def _train_epoch(
     batches = epoch_batches(len(train_y), recipe.batch_size, epoch_seed(recipe.seed, epoch))
     loss_sum, correct, count = 0.0, 0.0, 0.0
     term_sums: dict[str, float] = {}
+    probe = len(objective.term_names) > 1 and recipe.grad_probe_batches > 0
+    probe_sums: dict[str, float] = {}
+    probes = 0
     for step, gidx in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not ctx.is_main)):
         f = recipe.forward_batch_size
         n_chunks = [-(-size // f) for size in distributed.slice_sizes(len(gidx), ctx.world_size)]  # per rank
         local = gidx[distributed.rank_slice(len(gidx), ctx.rank, ctx.world_size)]
         local_chunks = chunks(local, f)
+        if probe and step < recipe.grad_probe_batches and len(local_chunks):
+            cidx = local_chunks[0]
+            x = torch.from_numpy(np.ascontiguousarray(train_x[cidx])).to(ctx.device)  # (b, C, T, V, M)
+            y = torch.from_numpy(np.ascontiguousarray(train_y[cidx])).to(ctx.device)  # (b,)
+            for k, v in gradient_norms(objective, x, y).items():
+                probe_sums[k] = probe_sums.get(k, 0.0) + v
+            probes += 1
         bn_before = distributed.batchnorm_snapshot(objective) if ctx.distributed else []
         opt.zero_grad(set_to_none=True)
         bad = False
@@ -246,7 +294,12 @@ def _train_epoch(
     keys = sorted(term_sums)
     sums = distributed.all_sum([loss_sum, correct, count] + [term_sums[k] for k in keys], ctx)
     row = {"train_loss": sums[0] / sums[2], "train_top1": 100.0 * sums[1] / sums[2]}
-    row.update({f"loss_{k}": s / sums[2] for k, s in zip(keys, sums[3:])})
+    for k, s in zip(keys, sums[3:]):
+        row[k if k.startswith("weighted_") else f"loss_{k}"] = s / sums[2]
+    if probe:
+        pkeys = sorted(probe_sums)
+        psums = distributed.all_sum([float(probes)] + [probe_sums[k] for k in pkeys], ctx)
+        row.update({k: s / psums[0] for k, s in zip(pkeys, psums[1:])})
     return row
 
 
@@ -313,7 +366,7 @@ def fit(
             "train_top1": stats.pop("train_top1"),
             "test_top1": topk_accuracy(result.test_logits, test_y, 1),
             "seconds": time.perf_counter() - t0,
-            **stats,  # loss_<term> means (fine-tuning)
+            **stats,  # loss_<term>, weighted_<term> means; grad_norm_ce, grad_ratio_<term> (probed batches)
         }
         result.history.append(row)
         log.info(
