@@ -20,6 +20,15 @@ TINY_SPEC = ModelSpec(
 # what a copy of the pipeline needs, besides src/stf (tests run Snakemake and DVC in tmp copies)
 WORKFLOW_FILES = ["Snakefile", "workflow", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config",
                   ".dvc/.gitignore"]  # fmt: skip
+# `python -c KILLED_WRITER <target>`: killed by SIGKILL inside stf.io.atomic_path(target), so no
+# `except` runs and the temporary file stays, as after a kill during a checkpoint write
+KILLED_WRITER = """
+import os, signal, sys
+from stf.io import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a checkpoint")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
 SHARED = Path(os.environ.get("STF_SHARED", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures"
 

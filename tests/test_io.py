@@ -10,17 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import KILLED_WRITER
 
 from stf.io import atomic_path, remove_stale_temps, write_bytes_atomic, write_json_atomic
 
-# a process killed by SIGKILL inside atomic_path: no `except` runs, the temporary file stays
-KILLED_WRITER = """
-import os, signal, sys
-from stf.io import atomic_path
-with atomic_path(sys.argv[1]) as tmp:
-    tmp.write_bytes(b"half a checkpoint")
-    os.kill(os.getpid(), signal.SIGKILL)
-"""
 
 
 def mode(path: Path) -> int:

@@ -8,7 +8,8 @@
 
 Each writes into `out_dir` (docs/architecture.md, "A model directory"): model.pt,
 scores.parquet, metrics.json, history.csv; resume state and dvclive logs go to `workdir`
-(default `<out_dir>.work`). Under torchrun rank 0 writes. The loop is `stf.engine.fit`.
+(default `<out_dir>.work`); the resume state is deleted once the outputs are written, so a
+forced rerun trains again. Under torchrun rank 0 writes. The loop is `stf.engine.fit`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from stf import distributed
 from stf.checkpoint import default_workdir, load_checkpoint
 from stf.config import Params
-from stf.engine import CrossEntropyObjective, Recipe, STFObjective, fit
+from stf.engine import CrossEntropyObjective, Recipe, STFObjective, discard_resume_state, fit
 from stf.evaluate import MODEL, compute_metrics, softmax
 from stf.probe import linear_probe
 from stf.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
@@ -68,6 +69,7 @@ def _train_model(
         }
         logits = result.test_logits
         metrics = write_outputs(out_dir, test, logits, softmax(logits), result.history, payload)
+        discard_resume_state(workdir)  # finished: a forced rerun trains again from epoch 1
         log.info("%s: top1 %.2f top5 %.2f (n=%d)", out_dir, metrics["top1"], metrics["top5"], metrics["n"])
     else:
         metrics = compute_metrics(softmax(result.test_logits), test.y, int(test.num_class))
