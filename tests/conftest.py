@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,25 @@ def copy_workflow(dst: Path, git: bool = True) -> Path:
     if git:
         subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
     return dst
+
+
+BIN = Path(sys.executable).parent  # the venv's snakemake, dvc and stf
+
+
+def tool_env() -> dict[str, str]:
+    """The environment the workflow tools run in: the venv's bin first on PATH (the rules call `stf`)."""
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def sh(root: Path, *cmd: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run the venv's `cmd[0]` (snakemake, dvc) in `root`; a failure fails the test with its output
+    and the tails of the last three job logs."""
+    proc = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], cwd=root, env=tool_env(), capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+    if proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((root / "logs").rglob("*.log"))[-3:])
+        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{logs}")
+    return proc
 
 
 @pytest.fixture(scope="session")
