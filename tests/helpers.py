@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from stf.models.msg3d import ModelSpec
 
@@ -80,3 +83,32 @@ def ntu_spec(num_class: int = 60, in_channels: int = 4, stf: bool = False) -> Mo
         widths=TINY_SPEC.widths, gcn_scales=2, g3d_scales=2, window_sizes=(3,), window_dilations=(1,),
         stf=STFSpec(graph_scales=2, beta_hidden=4, alpha_hidden=4, time_bins=4) if stf else None,
     )  # fmt: skip
+
+
+# `python -c KILLED_WRITER <target>`: killed by SIGKILL inside stf.io.atomic_path(target), so no
+# `except` runs and the temporary file stays, as after a kill during a checkpoint write
+KILLED_WRITER = """
+import os, signal, sys
+from stf.io import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a checkpoint")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+BIN = Path(sys.executable).parent  # the venv's snakemake, dvc and stf
+
+
+def tool_env() -> dict[str, str]:
+    """The environment the workflow tools run in: the venv's bin first on PATH (the rules call `stf`)."""
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def sh(root: Path, *cmd: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run the venv's `cmd[0]` (snakemake, dvc) in `root`; a failure fails the test with its output
+    and the tails of the last three job logs."""
+    proc = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], cwd=root, env=tool_env(), capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+    if proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((root / "logs").rglob("*.log"))[-3:])
+        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{logs}")
+    return proc

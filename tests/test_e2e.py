@@ -7,27 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, copy_workflow
+from helpers import REPO, copy_workflow, sh
 
-BIN = Path(sys.executable).parent
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def sh(root: Path, *cmd: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
-    if proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((root / "logs").rglob("*.log"))[-3:])
-        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{logs}")
-    return proc
 
 
 def rows(path: Path) -> list[list[str]]:

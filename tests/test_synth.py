@@ -220,6 +220,21 @@ def test_refuses_a_folder_with_other_raw_files(tmp_path: Path) -> None:
         synthesize("ntu60", tmp_path, SynthConfig(), sizes(2, 2))
 
 
+@pytest.mark.parametrize("dataset", ["ntu60", "kinetics"])
+def test_rerun_into_its_own_folder_rewrites_the_same_bytes(tmp_path: Path, dataset: str) -> None:
+    small = sizes(2, 3, dataset, frames=(10, 14))
+    synthesize(dataset, tmp_path, SynthConfig(seed=1), small)
+    first = digests(tmp_path)
+    synthesize(dataset, tmp_path, SynthConfig(seed=1), small)  # same params, same folder: allowed
+    assert digests(tmp_path) == first and len(first) >= 6
+    # a raw file this set does not write is still refused, and the folder is left as it was
+    foreign = "S001C001P001R001A060.skeleton" if dataset == "ntu60" else "kinetics_train/foreign.json"
+    (tmp_path / foreign).write_text("{}")
+    with pytest.raises(SynthError, match=Path(foreign).name):
+        synthesize(dataset, tmp_path, SynthConfig(seed=1), small)
+    assert digests(tmp_path) == first | {foreign: digests(tmp_path)[foreign]}
+
+
 def test_too_many_samples_for_the_id_space_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ntu60"):
         synthesize("ntu60", tmp_path, SynthConfig(), sizes(1, 5000))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import REPO, TINY_SPEC as TINY
+from helpers import KILLED_WRITER, REPO, TINY_SPEC as TINY
 from stf.training import checkpoint, loop
 from stf.config import Params, SettingSpec, SplitConfig, load_params
 from stf.training.distributed import DistContext
@@ -211,9 +214,10 @@ def test_baseline_writes_a_complete_model_directory(baseline: dict) -> None:
     test = load_arrays(baseline["data"], baseline["split"], "test", "joint")
     assert list(scores["sample_id"]) == list(test.ids)
     np.testing.assert_allclose(predict_logits(model, test.x, 32), score_matrix(scores, "logits"), rtol=1e-4, atol=1e-5)
-    # resume state and dvclive logs live beside the output, never inside it
+    # dvclive logs live beside the output, never inside it; the finished run left no resume state,
+    # so a forced rerun trains again instead of reloading the last epoch
     work = out.with_name("msg3d.work")
-    assert (work / "last.pt").is_file() and (work / "dvclive" / "metrics.json").is_file()
+    assert (work / "dvclive" / "metrics.json").is_file() and not (work / "last.pt").exists()
     assert not list(baseline["root"].rglob("dvc.yaml"))
 
 
@@ -227,8 +231,13 @@ def test_killed_baseline_resumes_to_the_uninterrupted_model(baseline: dict, tmp_
     args = (baseline["params"], "ntu60-xsub", "joint", baseline["data"], baseline["split"], out)
     with pytest.raises(KeyboardInterrupt):
         train_baseline(*args, on_epoch_end=kill)
-    assert not (out / "model.pt").exists() and (tmp_path / "msg3d.work" / "last.pt").is_file()
+    work = tmp_path / "msg3d.work"
+    assert not (out / "model.pt").exists() and (work / "last.pt").is_file()
+    # then a SIGKILL in the middle of the next last.pt write leaves its temporary file behind
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(work / "last.pt")], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL and len(list(work.glob(".last.pt.*.tmp"))) == 1
     metrics = train_baseline(*args, resume=True)
+    assert not list(work.glob(".last.pt.*")) and not (work / "last.pt").exists()  # swept; finished
     assert metrics == baseline["metrics"]
     resumed, uninterrupted = load_model(out)[1]["state_dict"], load_model(baseline["out"])[1]["state_dict"]
     for k, v in uninterrupted.items():
@@ -278,6 +287,7 @@ def test_linear_probe_trains_only_a_new_head(baseline: dict, tmp_path: Path) -> 
     metrics = linear_probe(params, "ntu60-xsub", "joint", baseline["data"], baseline["split"],
                            [baseline["out"], baseline["out"]], out)  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "metrics.json", "scores.parquet"]
+    assert not (tmp_path / "probe.work" / "last.pt").exists()  # finished: nothing left to resume
     assert (baseline["out"] / "model.pt").read_bytes() == before  # the source model is untouched
     hist = pd.read_csv(out / "history.csv")
     assert hist["epoch"].tolist() == [1, 2, 3] and (hist["lr"] == params.stf.probe_lr).all()

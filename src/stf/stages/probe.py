@@ -22,7 +22,15 @@ from torch import nn
 from stf.training import distributed
 from stf.training.checkpoint import default_workdir, save_checkpoint
 from stf.config import Params
-from stf.training.loop import LAST, NonFiniteLossError, Recipe, epoch_batches, epoch_seed, load_resume_state
+from stf.training.loop import (
+    LAST,
+    NonFiniteLossError,
+    Recipe,
+    discard_resume_state,
+    epoch_batches,
+    epoch_seed,
+    open_resume_state,
+)
 from stf.stages.evaluate import MODEL, ScoresError, compute_metrics, load_model, predict_logits, topk_accuracy
 from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
 
@@ -73,7 +81,7 @@ def train_heads(
     last = Path(workdir) / LAST
     history: list[dict] = []
     start = 0
-    state = load_resume_state(last, fingerprint) if resume else None
+    state = open_resume_state(last, fingerprint, resume, ctx)
     if state is not None:
         for h, o, hs, os_ in zip(heads, opts, state["heads"], state["optimizers"], strict=True):
             h.load_state_dict(hs)
@@ -188,6 +196,7 @@ def linear_probe(
         metrics = compute_metrics(probs, test.y, int(test.num_class))
         if ctx.is_main:
             write_outputs(out_dir, test, None, probs, history, None)
+            discard_resume_state(workdir)  # finished: a forced rerun trains again
             log.info("probe %s: top1 %.2f (%d source models)", setting, metrics["top1"], len(models))
         distributed.barrier(ctx)
         return metrics

@@ -20,7 +20,7 @@ import torch
 from stf.training import distributed
 from stf.training.checkpoint import file_digest, fingerprint, save_checkpoint
 from stf.config import Params
-from stf.training.loop import Recipe
+from stf.training.loop import LAST, Recipe
 from stf.stages.evaluate import METRICS, MODEL, compute_metrics, log_probs, write_scores
 from stf.io import atomic_path, write_json_atomic
 from stf.sources import PACKAGE, SOURCE_DIR, TRAINING_CODE, code_files
@@ -117,6 +117,8 @@ def dvclive_logger(
         return
     from dvclive import Live
 
+    # a run that starts from epoch 1 (no resume state: the last run finished) starts a new log
+    resume = resume and (Path(workdir) / LAST).is_file()
     live = Live(dir=str(Path(workdir) / "dvclive"), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
 
     def log_row(epoch: int, row: dict) -> None:

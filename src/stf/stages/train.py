@@ -13,7 +13,8 @@
 
 Each writes into `out_dir` (docs/architecture.md, "A model directory"): model.pt,
 scores.parquet, metrics.json, history.csv; resume state and dvclive logs go to `workdir`
-(default `<out_dir>.work`). Under torchrun rank 0 writes. The loop is `stf.engine.fit`.
+(default `<out_dir>.work`); the resume state is deleted once the outputs are written, so a
+forced rerun trains again. Under torchrun rank 0 writes. The loop is `stf.training.loop.fit`.
 Every run takes a `seed` (model initialisation and shuffle order; default: the profile's
 first seed).
 """
@@ -34,7 +35,7 @@ import torch
 from stf.training import distributed
 from stf.training.checkpoint import default_workdir, load_checkpoint
 from stf.config import Params
-from stf.training.loop import CrossEntropyObjective, Recipe, STFObjective, fit
+from stf.training.loop import CrossEntropyObjective, Recipe, STFObjective, discard_resume_state, fit
 from stf.stages.evaluate import MODEL, compute_metrics, softmax
 from stf.io import write_json_atomic
 from stf.paths import CONTROL_KINDS, control_name, variant_name
@@ -127,6 +128,7 @@ def _train_model(
         }
         logits = result.test_logits
         metrics = write_outputs(out_dir, test, logits, softmax(logits), result.history, payload)
+        discard_resume_state(workdir)  # finished: a forced rerun trains again from epoch 1
         log.info("%s: top1 %.2f top5 %.2f (n=%d)", out_dir, metrics["top1"], metrics["top5"], metrics["n"])
     else:
         metrics = compute_metrics(softmax(result.test_logits), test.y, int(test.num_class))

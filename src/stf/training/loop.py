@@ -13,6 +13,9 @@ contiguous slice of each global batch, and all ranks score a shard of the test p
 `NonFiniteLossError` (naming epoch and step); `last.pt` then still holds the last good
 epoch. A run resumed from `last.pt` ends with the same weights as an uninterrupted one:
 the shuffle seed of epoch e is derived from (seed, e) and the RNG states are restored.
+Once a run's outputs are written its `last.pt` is deleted (`discard_resume_state`), so only
+an interrupted run resumes; a (re)starting run first sweeps the temporaries of a killed
+`last.pt` write (`open_resume_state`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from tqdm import tqdm
 from stf.training import distributed
 from stf.training.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from stf.stages.evaluate import autocast, predict_logits, topk_accuracy
+from stf.io import remove_stale_temps
 from stf.method.losses import LossTerms
 
 log = logging.getLogger(__name__)
@@ -216,6 +220,27 @@ class FitResult:
     start_epoch: int = 0
 
 
+def open_resume_state(path: Path, fp: str, resume: bool, ctx: distributed.DistContext) -> dict | None:
+    """What a (re)starting run does with its resume file `path`: sweep the temporaries a killed
+    write of it left behind (rank 0), then, with `resume`, return `load_resume_state(path, fp)`."""
+    if ctx.is_main:
+        for stale in remove_stale_temps(path):
+            log.info("removed %s, left by a write that was killed", stale)
+    return load_resume_state(path, fp) if resume else None
+
+
+def discard_resume_state(workdir: Path) -> None:
+    """Delete `<workdir>/last.pt` once the run's outputs are written (rank 0 calls it).
+
+    A finished run leaves nothing to resume: a forced rerun (`snakemake --forcerun`,
+    `dvc repro -f`) trains again from epoch 1 instead of reloading the final epoch. Only a
+    run stopped before its outputs were written resumes.
+    """
+    last = Path(workdir) / LAST
+    last.unlink(missing_ok=True)
+    remove_stale_temps(last)
+
+
 def load_resume_state(path: Path, fp: str) -> dict | None:
     """The resume dict in `path` if it exists, reads, and carries fingerprint `fp`; else None (logged)."""
     if not path.is_file():
@@ -320,7 +345,8 @@ def fit(
     After each epoch: score `test` = (x, y), append a history row (epoch, lr, train_loss,
     train_top1, test_top1, seconds, loss_<term>...), write `<workdir>/last.pt` (rank 0),
     call `log_row(epoch, row)` (rank 0) and `on_epoch_end(epoch, row)` (every rank).
-    With `resume`, continue from `last.pt` when its fingerprint equals `fingerprint`.
+    With `resume`, continue from `last.pt` when its fingerprint equals `fingerprint`. The
+    caller deletes `last.pt` once it has written the run's outputs (`discard_resume_state`).
     """
     train_x, train_y = train
     test_x, test_y = test
@@ -337,7 +363,7 @@ def fit(
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp)
     last = Path(workdir) / LAST
     result = FitResult()
-    state = load_resume_state(last, fingerprint) if resume else None
+    state = open_resume_state(last, fingerprint, resume, ctx)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

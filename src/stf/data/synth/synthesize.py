@@ -114,7 +114,8 @@ def _stale(found: list[Path], expected: set[str], folder: Path) -> None:
 def _write_ntu(dataset: str, out_dir: Path, synth: SynthConfig, sizes: SynthSizes) -> dict:
     classes, per_class = sizes.classes[dataset], sizes.samples_per_class[dataset]
     plan = ntu_plan(dataset, classes, per_class, synth.seed)
-    _stale(list(out_dir.glob("*.skeleton")), {p.name(c) for p in plan for c in p.cameras}, out_dir)
+    expected = {f"{p.name(c)}.skeleton" for p in plan for c in p.cameras}
+    _stale(list(out_dir.glob("*.skeleton")), expected, out_dir)
     parent = sb.kinematic_tree(NTU25.edges, NTU25.num_joints)
     motions = _motions(classes, synth, NTU_NAMESPACE, parent)
     yaw = synth.max_camera_yaw_deg * math.pi / 180
