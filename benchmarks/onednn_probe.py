@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(result))
     if worst > args.tolerance:
-        print(f"gradient of {worst_name} differs from the native kernel's by {worst:.3g} of the largest gradient", file=sys.stderr)
+        print(
+            f"gradient of {worst_name} differs from the native kernel's by {worst:.3g} of the largest gradient",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -54,8 +54,8 @@ def save_model_dir(
     weights of a freshly initialised `MSG3D(spec)` (torch seed `seed`)."""
     import torch
 
-    from stf.training.checkpoint import save_checkpoint
     from stf.models.msg3d import MSG3D
+    from stf.training.checkpoint import save_checkpoint
 
     torch.manual_seed(seed)
     model = MSG3D(spec)

@@ -7,13 +7,29 @@ import sys
 
 import pytest
 
+from helpers import REPO
 from stf.cli import build_parser, main
 
-from helpers import REPO
-
 SUBCOMMANDS = {
-    "synth", "fetch", "raw", "preprocess", "import", "split", "train", "finetune", "select-lr",
-    "evaluate", "probe", "fuse", "predict", "export", "flops", "report", "evidence-report", "schema", "dvc-yaml",
+    "synth",
+    "fetch",
+    "raw",
+    "preprocess",
+    "import",
+    "split",
+    "train",
+    "finetune",
+    "select-lr",
+    "evaluate",
+    "probe",
+    "fuse",
+    "predict",
+    "export",
+    "flops",
+    "report",
+    "evidence-report",
+    "schema",
+    "dvc-yaml",
 }
 
 
@@ -45,10 +61,27 @@ def test_bad_params_file_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_unknown_variant_is_rejected_before_work(tmp_path, capsys):
-    code = main([
-        "finetune", "--params", str(REPO / "params.yaml"), "--setting", "ntu60-xsub", "--stream", "joint",
-        "--data", "d.parquet", "--split", "s.parquet", "--variant", "zz", "--init", "m", "--out", str(tmp_path / "o"),
-    ])
+    code = main(
+        [
+            "finetune",
+            "--params",
+            str(REPO / "params.yaml"),
+            "--setting",
+            "ntu60-xsub",
+            "--stream",
+            "joint",
+            "--data",
+            "d.parquet",
+            "--split",
+            "s.parquet",
+            "--variant",
+            "zz",
+            "--init",
+            "m",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert "zz" in capsys.readouterr().err
 
@@ -62,10 +95,26 @@ def test_unknown_variant_is_rejected_before_work(tmp_path, capsys):
     ],
 )
 def test_finetune_needs_one_variant_or_control(tmp_path, capsys, extra, message):
-    code = main([
-        "finetune", "--params", str(REPO / "params.yaml"), "--setting", "ntu60-xsub", "--stream", "joint",
-        "--data", "d.parquet", "--split", "s.parquet", "--init", "m", "--out", str(tmp_path / "o"), *extra,
-    ])
+    code = main(
+        [
+            "finetune",
+            "--params",
+            str(REPO / "params.yaml"),
+            "--setting",
+            "ntu60-xsub",
+            "--stream",
+            "joint",
+            "--data",
+            "d.parquet",
+            "--split",
+            "s.parquet",
+            "--init",
+            "m",
+            "--out",
+            str(tmp_path / "o"),
+            *extra,
+        ]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -74,7 +123,11 @@ def test_finetune_needs_one_variant_or_control(tmp_path, capsys, extra, message)
 def test_missing_required_argument_exits_2_without_prompting():
     proc = subprocess.run(
         [sys.executable, "-m", "stf", "preprocess", "--dataset", "ntu60"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO, timeout=60,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "required" in proc.stderr

@@ -53,7 +53,13 @@ def make_files(tmp_path, n_per_class: int = 20, classes: int = 3):
     ids = sorted(
         f"S001C001P{[1, 3][k % 2]:03d}R{k + 1:03d}A{a:03d}" for a in range(1, classes + 1) for k in range(n_per_class)
     )
-    info = {"dataset": "ntu60", "layout": "ntu25", "shape": [4, 3, 25, 2], "num_class": classes, "channels": ["x", "y", "z", "visibility"]}
+    info = {
+        "dataset": "ntu60",
+        "layout": "ntu25",
+        "shape": [4, 3, 25, 2],
+        "num_class": classes,
+        "channels": ["x", "y", "z", "visibility"],
+    }
     rows = [
         {"sample_id": s, "label": int(s[-3:]) - 1, "setup": 1, "camera": 1, "performer": int(s[9:12]),
          "replication": int(s[13:16]), "part": "", "n_frames": 3, "n_persons": 1}
@@ -65,7 +71,9 @@ def make_files(tmp_path, n_per_class: int = 20, classes: int = 3):
         w.write(rows[:7], data[:7])
         w.write(rows[7:], data[7:])
     split = tmp_path / "ntu60-xsub.parquet"
-    make_split_file(interim, SettingSpec(dataset="ntu60", benchmark="xsub"), SplitConfig(fractions=[10, 50, 100]), split)
+    make_split_file(
+        interim, SettingSpec(dataset="ntu60", benchmark="xsub"), SplitConfig(fractions=[10, 50, 100]), split
+    )
     return interim, split, ids
 
 
@@ -105,7 +113,9 @@ def small_arrays(n: int = 23):
     from stf.data.skeletons import NTU25
 
     x = np.arange(n, dtype=np.float32)[:, None, None, None, None] * np.ones((1, 2, 4, 25, 2), np.float32)
-    return SkeletonArrays(x=x, y=np.arange(n) % 5, ids=np.array([f"s{i}" for i in range(n)]), num_class=5, layout=NTU25, dataset="ntu60")
+    return SkeletonArrays(
+        x=x, y=np.arange(n) % 5, ids=np.array([f"s{i}" for i in range(n)]), num_class=5, layout=NTU25, dataset="ntu60"
+    )
 
 
 def test_skeleton_dataset_items():

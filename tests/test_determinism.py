@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO
 
+from helpers import REPO
 from stf.config import Params, load_params
 
 

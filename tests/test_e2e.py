@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helpers import REPO, copy_workflow, sh
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from helpers import REPO, TINY_SPEC as TINY
-from stf.training.checkpoint import save_checkpoint
+from helpers import REPO
+from helpers import TINY_SPEC as TINY
 from stf.config import SettingSpec, SplitConfig, load_params
+from stf.models.msg3d import MSG3D, spec_for
 from stf.stages.evaluate import (
     ScoresError,
     compute_metrics,
@@ -27,8 +28,7 @@ from stf.stages.evaluate import (
     topk_accuracy,
     write_scores,
 )
-from stf.models.msg3d import MSG3D, spec_for
-
+from stf.training.checkpoint import save_checkpoint
 
 
 def test_topk_accuracy_counts_labels_among_the_best_k() -> None:

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from stf.config import Params, parse_params
-from stf.stages.evaluate import write_scores
 from stf.report.evidence import build_evidence_report, confusable_pairs
 from stf.report.tables import ReportInputError
+from stf.stages.evaluate import write_scores
 
 REPO = Path(__file__).resolve().parents[1]
 N = 400
@@ -55,7 +55,9 @@ def write_history(directory: Path, terms: list[str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     lines = [",".join(cols)]
     for e in (1, 2):
-        values = [e, 0.001, 1.0, 50.0, 50.0, 1.0, 1.0 / e] + [0.01 * e for _ in terms] + [2.0] + [0.1 * e for _ in terms]
+        values = (
+            [e, 0.001, 1.0, 50.0, 50.0, 1.0, 1.0 / e] + [0.01 * e for _ in terms] + [2.0] + [0.1 * e for _ in terms]
+        )
         lines.append(",".join(str(v) for v in values))
     (directory / "history.csv").write_text("\n".join(lines) + "\n")
 
@@ -118,7 +120,9 @@ def test_summary_json_has_exactly_the_interface(tmp_path: Path) -> None:
     assert table[0].startswith("pair,label,name,MS-G3D top1,MS-G3D+ft x2 top1,STF top1,STF - MS-G3D,STF - MS-G3D+ft x2")
     assert len(table) == 3 and table[1].startswith("0/1,0,") and table[2].startswith("0/1,1,")
     twin_rate = float(table[1].split(",")[-1])  # STF: class-0 samples predicted as class 1
-    assert twin_rate == pytest.approx(100.0 * np.mean([np.mean(~_right(k)[np.arange(N) % K == 0]) for k in correct["stf"]]))
+    assert twin_rate == pytest.approx(
+        100.0 * np.mean([np.mean(~_right(k)[np.arange(N) % K == 0]) for k in correct["stf"]])
+    )
 
 
 def _right(k: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import REPO, ntu_spec, save_model_dir
 from stf.cli import main
 from stf.config import PreprocessConfig
 from stf.data.dataset import bone_features
@@ -19,8 +20,6 @@ from stf.data.skeletons import NTU25, OPENPOSE18
 from stf.stages.evaluate import load_model
 from stf.stages.export import BoneFeatures, ExportError, export_model
 from stf.stages.members import write_ensemble_file
-
-from helpers import REPO, ntu_spec, save_model_dir
 
 FRAMES = 32
 ENSEMBLE = ["dcg", "e"]

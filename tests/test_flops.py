@@ -7,8 +7,8 @@ import torch
 
 from stf.config import parse_params
 from stf.data.skeletons import NTU25
-from stf.stages.flops import compare_flops, count_flops, count_params
 from stf.models.msg3d import MSG3D, ModelSpec
+from stf.stages.flops import compare_flops, count_flops, count_params
 
 META = torch.device("meta")
 

@@ -121,7 +121,10 @@ def test_project_to_input_broadcasts_over_channels():
     ("call", "needle"),
     [
         (lambda: cam(torch.rand(5, 3, 4, 2), torch.rand(4, 3), torch.rand(2, 4), torch.zeros(2).long(), 2), "multiple"),
-        (lambda: cam(torch.rand(4, 3, 4, 2), torch.rand(4, 5), torch.rand(2, 4), torch.zeros(2).long(), 2), "fc_weight"),
+        (
+            lambda: cam(torch.rand(4, 3, 4, 2), torch.rand(4, 5), torch.rand(2, 4), torch.zeros(2).long(), 2),
+            "fc_weight",
+        ),
         (lambda: cam(torch.rand(4, 3, 4, 2), torch.rand(4, 3), torch.rand(3, 4), torch.zeros(2).long(), 2), "logits"),
         (lambda: minmax(torch.rand(3)), "minmax"),
         (lambda: project_to_input(torch.rand(2, 3, 4), 8), "project_to_input"),

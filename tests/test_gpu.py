@@ -7,13 +7,13 @@ import copy
 
 import pytest
 import torch
-from helpers import TINY_SPEC
 
+from helpers import TINY_SPEC
 from stf.config import Lambdas
-from stf.stages.evaluate import autocast
 from stf.method.losses import stf_objective
 from stf.models.msg3d import MSG3D
 from stf.models.stf import STFSpec
+from stf.stages.evaluate import autocast
 
 pytestmark = pytest.mark.gpu
 
@@ -45,7 +45,7 @@ def test_stf_objective_and_its_gradients_on_cuda_match_cpu():
     total_gpu, _ = stf_objective(gpu_model, x.cuda(), y.cuda(), lambdas, active)
     total_gpu.backward()
     torch.testing.assert_close(total_gpu.cpu(), total_cpu, rtol=1e-3, atol=1e-4)
-    for (name, p_cpu), p_gpu in zip(model.named_parameters(), gpu_model.parameters()):
+    for (name, p_cpu), p_gpu in zip(model.named_parameters(), gpu_model.parameters(), strict=True):
         if p_cpu.grad is not None:
             torch.testing.assert_close(p_gpu.grad.cpu(), p_cpu.grad, rtol=1e-2, atol=1e-4, msg=name)
 

@@ -175,8 +175,12 @@ def test_bad_annotations_are_listed(ntu_pickle: tuple[Path, dict], tmp_path: Pat
         {**good, "frame_dir": "S002C001P001R001A002", "label": 1, "keypoint": good["keypoint"][..., :2]},
         {**good, "frame_dir": 17},
         {**good, "frame_dir": "S002C001P001R001A003", "label": "two"},
-        {**good, "frame_dir": "S002C001P001R001A004", "label": 3,
-         "keypoint": np.full_like(good["keypoint"], np.inf)},  # fmt: skip
+        {
+            **good,
+            "frame_dir": "S002C001P001R001A004",
+            "label": 3,
+            "keypoint": np.full_like(good["keypoint"], np.inf),
+        },  # fmt: skip
     ]
     write_pyskl(tmp_path / "bad.pkl", {}, anns)
     s = import_dataset("pyskl", tmp_path / "bad.pkl", "ntu60", tmp_path / "o.parquet", CFG, FRAMES)

@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import KILLED_WRITER
-
 from stf.io import atomic_path, remove_stale_temps, write_bytes_atomic, write_json_atomic
-
 
 
 def mode(path: Path) -> int:

@@ -55,7 +55,7 @@ class TinySTF(nn.Module):
         h = x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)  # (N*M, C, T, V)
         h = torch.relu(self.bn(self.stem(h)))
         taps, embs = [], []
-        for conv, beta in zip(self.convs, self.betas):
+        for conv, beta in zip(self.convs, self.betas, strict=True):
             b = torch.sigmoid(beta(h)).squeeze(1)  # (N*M, T_l, V)
             h = torch.relu(conv(h * (1 + b.unsqueeze(1))))  # (N*M, W, T_l', V)
             embs.append(b)
@@ -393,8 +393,14 @@ def _msg3d(stf: bool = True):
 
     torch.manual_seed(0)
     spec = ModelSpec(
-        num_class=5, num_point=6, num_person=2, in_channels=3,
-        edges=((1, 0), (2, 1), (3, 2), (4, 1), (5, 4)), widths=(4, 8, 8), gcn_scales=3, g3d_scales=2,
+        num_class=5,
+        num_point=6,
+        num_person=2,
+        in_channels=3,
+        edges=((1, 0), (2, 1), (3, 2), (4, 1), (5, 4)),
+        widths=(4, 8, 8),
+        gcn_scales=3,
+        g3d_scales=2,
         stf=STFSpec(graph_scales=2, beta_hidden=4, alpha_hidden=4, time_bins=4) if stf else None,
     )
     model = MSG3D(spec)
@@ -423,7 +429,10 @@ def _grads(model: nn.Module, loss: Tensor) -> dict[str, float]:
 def test_msg3d_gradients_reach_beta_through_gk_and_the_backbone_through_d_c_e():
     model = _msg3d()
     x, y = _batch(n=4, t=16, v=6)
-    only = {name: Lambdas(**{k: (1.0 if k == name else 0.0) for k in ("e", "d", "c", "gk")}) for name in ("e", "d", "c", "gk")}
+    only = {
+        name: Lambdas(**{k: (1.0 if k == name else 0.0) for k in ("e", "d", "c", "gk")})
+        for name in ("e", "d", "c", "gk")
+    }
     for name in ("gk", "d", "c", "e"):
         total, parts = stf_objective(model, x, y, only[name], active=[name])
         assert name in parts and math.isfinite(parts[name])

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
+from helpers import REPO, ntu_spec, save_model_dir
 from stf.cli import main
 from stf.config import load_params
 from stf.data.actions import NTU_ACTIONS
 from stf.stages.members import ENSEMBLE_FILE, ModelDirError, member_dirs, write_ensemble_file
 from stf.stages.predict import PredictError, predict_files
-
-from helpers import REPO, ntu_spec, save_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from helpers import copy_workflow
 
 BIN = Path(sys.executable).parent

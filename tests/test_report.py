@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stf.report import paper
 from stf.config import SETTINGS, Params, parse_params
+from stf.report import paper
 from stf.report.build import build_report
 from stf.report.figures import focus_figure, focus_maps, pick_samples
 from stf.report.tables import ReportInputError, read_metrics
@@ -74,7 +74,9 @@ def write_metrics(directory: Path, top1: float, top5: float | None = None, per_c
 
 
 def write_history(directory: Path, epochs: int, start: float, stf_terms: bool = False) -> None:
-    rows = ["epoch,lr,train_loss,train_top1,test_top1,seconds" + (",loss_ce,weighted_d,grad_ratio_d" if stf_terms else "")]
+    rows = [
+        "epoch,lr,train_loss,train_top1,test_top1,seconds" + (",loss_ce,weighted_d,grad_ratio_d" if stf_terms else "")
+    ]
     for e in range(1, epochs + 1):
         extra = f",{1.0 / e:.3f},{-0.01 * e:.3f},{0.1 * e:.3f}" if stf_terms else ""
         rows.append(f"{e},0.05,{2.0 / e:.3f},{start + e},{start + e / 2},1.0" + extra)
@@ -93,7 +95,7 @@ def fabricate(root: Path, seeds: tuple[int, ...] = (0,), seed_step: float = 0.0)
     for seed in seeds:
         up = seed * seed_step
 
-        def put(directory: Path, top1: float, **kw) -> None:
+        def put(directory: Path, top1: float, seed: int = seed, up: float = up, **kw) -> None:
             write_metrics(seed_dir(directory, seed), top1 + up, **kw)
 
         for i, col in enumerate(COLUMNS):
@@ -261,9 +263,15 @@ def test_report_md_prints_the_papers_numbers_beside_ours(run: Path) -> None:
     for number in ("72.73", "84.27", "90.65", "82.34", "83.38", "3.8", "touch neck +7.61"):
         assert number in md, number
     # what produced it, and the cost of the visibility channel, measured not quoted
-    assert "| λe / λd / λc / λGk | 0.01 / 0.1 / 0.1 / 0.01 |" in md and "| focus-distance norm (stf.loss_norm) | rms |" in md
+    assert (
+        "| λe / λd / λc / λGk | 0.01 / 0.1 / 0.1 / 0.01 |" in md
+        and "| focus-distance norm (stf.loss_norm) | rms |" in md
+    )
     assert "| seeds | 0 |" in md and "One seed (0)" in md
-    assert "C = 4 (the visibility channel) adds 2,500 parameters and 0.34 GFLOPs to the original MS-G3D's 3,194,595 / 65.54 G at C = 3." in md
+    assert (
+        "C = 4 (the visibility channel) adds 2,500 parameters and 0.34 GFLOPs to the original MS-G3D's "
+        "3,194,595 / 65.54 G at C = 3." in md
+    )
     assert "## Controls" in md and "MS-G3D+ft x2" in md
     # every figure report.md links exists
     for path in written:

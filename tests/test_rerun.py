@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+
 from helpers import BIN, REPO, copy_workflow, sh, tool_env
 
 TARGET = "models/kinetics/bone/msg3d"

@@ -99,7 +99,8 @@ def write_ntu_interim(path, ids: list[str], num_class: int) -> None:
     info = {"dataset": "ntu60", "layout": "ntu25", "shape": [1, 2, 25, 1], "num_class": num_class, "channels": ["x"]}
     meta = ntu_meta(ids)
     rows = [
-        {**r, "n_frames": 2, "n_persons": 1} for r in meta[["sample_id", "label", "setup", "camera", "performer", "replication", "part"]].to_dict("records")
+        {**r, "n_frames": 2, "n_persons": 1}
+        for r in meta[["sample_id", "label", "setup", "camera", "performer", "replication", "part"]].to_dict("records")
     ]
     with InterimWriter(path, info) as w:
         w.write(rows, np.zeros((len(ids), 1, 2, 25, 1), np.float32))
@@ -154,7 +155,9 @@ def test_validation_part_is_held_out_stratified_and_seeded(tmp_path):
     again = make_split_file(interim, spec, cfg, tmp_path / "b.parquet", val_percent=20)
     assert again == summary
     assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(tmp_path / "a.parquet"))
-    other = make_split_file(interim, spec, SplitConfig(fractions=[10, 100], seed=2), tmp_path / "c.parquet", val_percent=20)
+    other = make_split_file(
+        interim, spec, SplitConfig(fractions=[10, 100], seed=2), tmp_path / "c.parquet", val_percent=20
+    )
     moved = pq.read_table(tmp_path / "c.parquet").to_pandas()
     assert set(moved.loc[moved.part == "val", "sample_id"]) != set(df.loc[df.part == "val", "sample_id"])
     assert other["val"] == 6
@@ -177,4 +180,6 @@ def test_split_errors_name_setting_and_class(tmp_path):
         make_split_file(interim, spec, SplitConfig(), tmp_path / "s.parquet")
     assert not (tmp_path / "s.parquet").exists()
     with pytest.raises(SplitError, match="kinetics"):
-        make_split_file(interim, SettingSpec(dataset="kinetics", benchmark="trainval"), SplitConfig(), tmp_path / "k.parquet")
+        make_split_file(
+            interim, SettingSpec(dataset="kinetics", benchmark="trainval"), SplitConfig(), tmp_path / "k.parquet"
+        )

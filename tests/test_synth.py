@@ -210,7 +210,7 @@ def test_a_simple_classifier_learns_it_but_not_perfectly(ntu60) -> None:
     chance = 1 / summary["classes"]
     assert 3 * chance < accuracy < 1.0
     twins = {frozenset(p) for p in summary["confusable_pairs"]}
-    wrong = [(t, p) for t, p in zip(y[~train], pred) if t != p]
+    wrong = [(t, p) for t, p in zip(y[~train], pred, strict=True) if t != p]
     assert sum(frozenset((t, p)) in twins for t, p in wrong) >= len(wrong) / 2
 
 

@@ -14,15 +14,15 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import KILLED_WRITER, REPO, TINY_SPEC as TINY
-from stf.training import checkpoint, loop
+from helpers import KILLED_WRITER, REPO
+from helpers import TINY_SPEC as TINY
 from stf.config import Params, SettingSpec, SplitConfig, load_params
+from stf.models.msg3d import MSG3D
+from stf.stages.evaluate import load_model, predict_logits, read_scores, score_matrix
+from stf.stages.train import InitModelError, finetune, linear_probe, train_baseline
+from stf.training import checkpoint, loop
 from stf.training.distributed import DistContext
 from stf.training.loop import CrossEntropyObjective, NonFiniteLossError, Recipe, epoch_batches, epoch_seed, fit
-from stf.stages.evaluate import load_model, predict_logits, read_scores, score_matrix
-from stf.models.msg3d import MSG3D
-from stf.stages.train import InitModelError, finetune, linear_probe, train_baseline
-
 
 
 def tiny_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -259,8 +259,12 @@ def test_finetune_starts_from_the_baseline_and_logs_stf_terms(baseline: dict, tm
     assert hist["lr"].iloc[0] == params.stf.lr
     lam = params.stf.lambdas
     row = hist.iloc[0]
-    assert row["weighted_d"] == pytest.approx(lam.d * row["loss_d"]) and row["weighted_gk"] == pytest.approx(lam.gk * row["loss_gk"])
-    assert row["train_loss"] == pytest.approx(row["loss_ce"] + row["weighted_c"] + row["weighted_d"] + row["weighted_gk"])
+    assert row["weighted_d"] == pytest.approx(lam.d * row["loss_d"]) and row["weighted_gk"] == pytest.approx(
+        lam.gk * row["loss_gk"]
+    )
+    assert row["train_loss"] == pytest.approx(
+        row["loss_ce"] + row["weighted_c"] + row["weighted_d"] + row["weighted_gk"]
+    )
     assert row["grad_norm_ce"] > 0 and row["grad_ratio_d"] > 0 and row["grad_ratio_gk"] > 0
     model, payload = load_model(out)
     assert payload["meta"]["variant"] == "dcg" and payload["meta"]["losses"] == ["d", "c", "gk"]
@@ -406,9 +410,11 @@ def test_seeds_change_initialisation_and_shuffle(baseline: dict, tmp_path: Path)
     assert not torch.equal(payload["state_dict"]["fc.weight"], seed0["fc.weight"])
 
 
-def test_select_lr_chooses_on_the_validation_part(baseline: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stf.stages import train as train_module
+def test_select_lr_chooses_on_the_validation_part(
+    baseline: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from stf.data.splits import make_split_file
+    from stf.stages import train as train_module
     from stf.stages.train import read_selection, select_lr
 
     split = tmp_path / "val-split.parquet"

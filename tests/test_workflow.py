@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, copy_workflow
 
+from helpers import REPO, copy_workflow
 from stf.config import Params, load_params, parse_params
 from stf.pipeline import Job, Pipeline, PipelineError
 
@@ -170,9 +170,7 @@ def test_code_inputs_follow_the_imports(pipeline: Pipeline) -> None:
     assert {"src/stf/cli.py", "src/stf/config.py", "src/stf/data/synth/synthesize.py"} <= set(code["raw"])
     assert "src/stf/stages/train.py" not in code["raw"]
     # stf.stages.train imports stf.models.msg3d inside a function: still an input
-    assert {"src/stf/stages/train.py", "src/stf/models/msg3d.py", "src/stf/method/losses.py"} <= set(
-        code["finetune_e"]
-    )
+    assert {"src/stf/stages/train.py", "src/stf/models/msg3d.py", "src/stf/method/losses.py"} <= set(code["finetune_e"])
     assert {"src/stf/report/build.py", "src/stf/report/paper.py", "src/stf/report/figures.py"} <= set(code["report"])
     assert "src/stf/stages/train.py" not in code["fuse"]
     # the description itself runs in no job: editing it reruns nothing

@@ -298,6 +298,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     frames = args.frames if args.frames is not None else p.sizes.frames
     summary = export_model(Path(args.model), p.stf.ensemble, args.format, frames, Path(args.out))
     _print_json(summary)
+
+
 def cmd_evidence_report(args: argparse.Namespace) -> None:
     p = _params(args)
     from stf.report.evidence import build_evidence_report
@@ -558,9 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(sp)
     sp.add_argument("--frames", type=int, default=300, help="frames T of the counted input")
     sp.add_argument("--persons", type=int, default=2, help="persons M of the counted input")
-    sp.add_argument(
-        "--in-channels", type=int, default=3, help="input channels C (NTU: 3 = x, y, z; 4 with visibility)"
-    )
+    sp.add_argument("--in-channels", type=int, default=3, help="input channels C (NTU: 3 = x, y, z; 4 with visibility)")
     sp.add_argument("--out", help="also write the JSON here")
 
     sp = add("report", cmd_report, "tables, figures and report.md from the model and result directories")
@@ -568,7 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--results", default="results", help="root of fused results")
     sp.add_argument("--out", default="results", help="where tables, figures and report.md go")
 
-    sp = add("evidence-report", cmd_evidence_report, "one cell's controls, seeds and paired tests: report.md + summary.json")
+    sp = add(
+        "evidence-report", cmd_evidence_report, "one cell's controls, seeds and paired tests: report.md + summary.json"
+    )
     sp.add_argument("--models", default="models", help="root of model directories")
     sp.add_argument("--split", required=True, help="split parquet of the setting (train/test sample counts)")
     sp.add_argument("--setting", default="ntu60-xsub", choices=SETTINGS, help="the evidence cell's setting")

@@ -32,14 +32,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from stf.config import Params
 from stf.sources import TRAINING_CODE, code_files
-
 
 # The paper's protocol: Tables 4 and 5 and the shift test use NTU-60 x-sub, joint stream; the
 # shift test trains a linear probe on NTU-120 x-sub.
@@ -275,14 +273,25 @@ def _stages(params: Params) -> list[Stage]:
         out = f"models/{f['model']}/msg3d"
         return Step(
             cmd=stf_command(
-                "train", setting=f["setting"], stream=f["stream"], **model_data(f), fraction=f["fraction"],
-                out=out, resume=True,
+                "train",
+                setting=f["setting"],
+                stream=f["stream"],
+                **model_data(f),
+                fraction=f["fraction"],
+                out=out,
+                resume=True,
             ),  # fmt: skip
             inputs=model_data(f),
             outputs={"model": Out(out, directory=True)},
             params=_keys(
-                ("settings.{setting}", *SPEC_KEYS, *RECIPE_KEYS, "train.lr.{dataset}",
-                 "profiles.{profile}.epochs.{dataset}", "profiles.{profile}.lr_steps.{dataset}"),
+                (
+                    "settings.{setting}",
+                    *SPEC_KEYS,
+                    *RECIPE_KEYS,
+                    "train.lr.{dataset}",
+                    "profiles.{profile}.epochs.{dataset}",
+                    "profiles.{profile}.lr_steps.{dataset}",
+                ),
                 f,
             ),  # fmt: skip
         )
@@ -297,15 +306,31 @@ def _stages(params: Params) -> list[Stage]:
             init, out = f"models/{f['model']}/msg3d", f"models/{f['model']}/stf-{variant}"
             return Step(
                 cmd=stf_command(
-                    "finetune", setting=f["setting"], stream=f["stream"], **model_data(f), variant=variant,
-                    init=init, fraction=f["fraction"], out=out, resume=True,
+                    "finetune",
+                    setting=f["setting"],
+                    stream=f["stream"],
+                    **model_data(f),
+                    variant=variant,
+                    init=init,
+                    fraction=f["fraction"],
+                    out=out,
+                    resume=True,
                 ),  # fmt: skip
                 inputs={**model_data(f), "init": init},
                 outputs={"model": Out(out, directory=True)},
                 params=_keys(
-                    ("settings.{setting}", *SPEC_KEYS, *STF_SPEC_KEYS, *RECIPE_KEYS, "stf.lr", "stf.focus_layer",
-                     "stf.loss_norm", "profiles.{profile}.finetune_epochs", f"stf.variants.{variant}",
-                     *(f"stf.lambdas.{loss}" for loss in losses)),
+                    (
+                        "settings.{setting}",
+                        *SPEC_KEYS,
+                        *STF_SPEC_KEYS,
+                        *RECIPE_KEYS,
+                        "stf.lr",
+                        "stf.focus_layer",
+                        "stf.loss_norm",
+                        "profiles.{profile}.finetune_epochs",
+                        f"stf.variants.{variant}",
+                        *(f"stf.lambdas.{loss}" for loss in losses),
+                    ),
                     f,
                 ),  # fmt: skip
             )
@@ -327,8 +352,9 @@ def _stages(params: Params) -> list[Stage]:
         def build(f: Fields) -> Step:
             data = {"data": interim(params.settings[SHIFT_SETTING].dataset), "split": split_file(SHIFT_SETTING)}  # type: ignore[index]
             return Step(
-                cmd=stf_command("probe", setting=SHIFT_SETTING, stream="joint", **data, model=models, out=out,
-                                resume=True),  # fmt: skip
+                cmd=stf_command(
+                    "probe", setting=SHIFT_SETTING, stream="joint", **data, model=models, out=out, resume=True
+                ),  # fmt: skip
                 inputs={**data, "models": tuple(models)},
                 outputs={"model": Out(out, directory=True)},
                 params=_keys(
@@ -351,13 +377,19 @@ def _stages(params: Params) -> list[Stage]:
         members = tuple(f"models/{f['model']}/stf-{v}" for v in ensemble)
         out = f"models/{f['model']}/stf"
         return Step(
-            cmd=stf_command("evaluate", setting=f["setting"], stream=f["stream"], **model_data(f), model=members,
-                            out=out),  # fmt: skip
+            cmd=stf_command(
+                "evaluate", setting=f["setting"], stream=f["stream"], **model_data(f), model=members, out=out
+            ),  # fmt: skip
             inputs={**model_data(f), "models": members},
             outputs={"model": Out(out, directory=True)},
             params=_keys(
-                ("settings.{setting}", "train.device", "train.amp", "profiles.{profile}.eval_batch_size",
-                 "profiles.{profile}.threads"),
+                (
+                    "settings.{setting}",
+                    "train.device",
+                    "train.amp",
+                    "profiles.{profile}.eval_batch_size",
+                    "profiles.{profile}.threads",
+                ),
                 f,
             ),  # fmt: skip
         )
@@ -426,8 +458,12 @@ def _stages(params: Params) -> list[Stage]:
                 "headline": table("headline", directory=True, metric=True),
                 "per_class": table(
                     "plots/per_class.csv",
-                    plot={"x": "diff", "y": "name", "template": "bar_horizontal",
-                          "title": "Per-class top-1 difference STF - MS-G3D (%)"},
+                    plot={
+                        "x": "diff",
+                        "y": "name",
+                        "template": "bar_horizontal",
+                        "title": "Per-class top-1 difference STF - MS-G3D (%)",
+                    },
                 ),  # fmt: skip
                 "fractions": table(
                     "plots/fractions.csv",
@@ -436,8 +472,15 @@ def _stages(params: Params) -> list[Stage]:
                 "figures": table("figures", directory=True),
             },
             params=_keys(
-                ("profile", "profiles.{profile}.source", "settings", "split.fractions", "stf.ensemble",
-                 "stf.variants", "report"),
+                (
+                    "profile",
+                    "profiles.{profile}.source",
+                    "settings",
+                    "split.fractions",
+                    "stf.ensemble",
+                    "stf.variants",
+                    "report",
+                ),
                 f,
             ),  # fmt: skip
         )

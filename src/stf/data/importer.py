@@ -531,9 +531,7 @@ def write_pyskl_splits(
         )
         out[name] = summary
     if not out:
-        wanted = ", ".join(
-            "train/val" if not b else f"{b}_train/{b}_val" for b in SPLIT_BENCHMARKS[dataset]
-        )
+        wanted = ", ".join("train/val" if not b else f"{b}_train/{b}_val" for b in SPLIT_BENCHMARKS[dataset])
         raise ImportDataError(
             f"{f.path}: split has {sorted(f.split)}; none maps to a {dataset} setting of params.settings "
             f"(expected {wanted})"

@@ -78,8 +78,7 @@ class SafeUnpickler(pickle.Unpickler):
             return _table()[(module, name)]
         except KeyError:
             raise UnsafePickleError(
-                f"refusing to load {module}.{name}: only {ALLOWED_TEXT} are allowed in a pickle "
-                "(it was not called)"
+                f"refusing to load {module}.{name}: only {ALLOWED_TEXT} are allowed in a pickle (it was not called)"
             ) from None
 
     def persistent_load(self, pid: Any) -> Any:

@@ -70,8 +70,10 @@ def resample_time(q: Tensor, t_new: int) -> Tensor:
 def _unfold_persons(feat: Tensor, persons: int, name: str) -> Tensor:
     """(N*M, C, T, V) -> (N, M, C, T, V)."""
     _check(feat.dim() == 4, f"{name}: expected (N*M, C, T, V), got shape {tuple(feat.shape)}")
-    _check(persons > 0 and feat.shape[0] % persons == 0,
-           f"{name}: first dim {feat.shape[0]} is not a multiple of persons={persons}")
+    _check(
+        persons > 0 and feat.shape[0] % persons == 0,
+        f"{name}: first dim {feat.shape[0]} is not a multiple of persons={persons}",
+    )
     nm, c, t, v = feat.shape
     return feat.reshape(nm // persons, persons, c, t, v)  # (N, M, C, T, V)
 
@@ -92,8 +94,10 @@ def cam(last: Tensor, fc_weight: Tensor, logits: Tensor, classes: Tensor, person
     """
     feats = _unfold_persons(last, persons, "cam(last)")  # (N, M, C3, T3, V)
     n, _, c, _, _ = feats.shape
-    _check(fc_weight.dim() == 2 and fc_weight.shape[1] == c,
-           f"cam: fc_weight must be (K, {c}), got shape {tuple(fc_weight.shape)}")
+    _check(
+        fc_weight.dim() == 2 and fc_weight.shape[1] == c,
+        f"cam: fc_weight must be (K, {c}), got shape {tuple(fc_weight.shape)}",
+    )
     k = fc_weight.shape[0]
     _check(tuple(logits.shape) == (n, k), f"cam: logits must be ({n}, {k}), got shape {tuple(logits.shape)}")
     _check(tuple(classes.shape) == (n,), f"cam: classes must be ({n},), got shape {tuple(classes.shape)}")

@@ -75,13 +75,17 @@ def focus_distance(a: Tensor, b: Tensor, present: Tensor | None = None, norm: No
     in [0, 1] for maps in [0, 1]; norm="frobenius": sqrt(Σ (a−b)²). A sample with no
     present person gives 0. The gradient at a == b is 0 (not NaN).
     """
-    _check(a.shape == b.shape and a.dim() == 4,
-           f"focus_distance: expected two (N, M, T, V) maps of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    _check(
+        a.shape == b.shape and a.dim() == 4,
+        f"focus_distance: expected two (N, M, T, V) maps of one shape, got {tuple(a.shape)} and {tuple(b.shape)}",
+    )
     _check(norm in ("rms", "frobenius"), f"focus_distance: norm must be 'rms' or 'frobenius', got {norm!r}")
     n, m, t, v = a.shape
     diff = a - b  # (N, M, T, V)
     if present is not None:
-        _check(tuple(present.shape) == (n, m), f"focus_distance: present must be ({n}, {m}), got {tuple(present.shape)}")
+        _check(
+            tuple(present.shape) == (n, m), f"focus_distance: present must be ({n}, {m}), got {tuple(present.shape)}"
+        )
         diff = diff * present[:, :, None, None].to(diff.dtype)
     dist = torch.linalg.vector_norm(diff.flatten(1), dim=1)  # (N,)
     if norm == "frobenius":
@@ -103,8 +107,10 @@ def loss_gk(q: Tensor, embeddings: Sequence[Tensor], present: Tensor | None = No
     target = q.detach()
     terms = []
     for i, emb in enumerate(embeddings):
-        _check(emb.dim() == 3 and emb.shape[0] == n * m and emb.shape[2] == v,
-               f"loss_gk: embeddings[{i}] must be ({n * m}, T, {v}), got shape {tuple(emb.shape)}")
+        _check(
+            emb.dim() == 3 and emb.shape[0] == n * m and emb.shape[2] == v,
+            f"loss_gk: embeddings[{i}] must be ({n * m}, T, {v}), got shape {tuple(emb.shape)}",
+        )
         beta = emb.reshape(n, m, emb.shape[1], v)  # (N, M, T_l, V)
         terms.append(focus_distance(resample_time(target, emb.shape[1]), beta, present, norm).mean())
     return torch.stack(terms).mean()
@@ -139,8 +145,10 @@ def loss_e(model: nn.Module, x: Tensor, q: Tensor, y: Tensor) -> Tensor:
     """
     _check(x.dim() == 5, f"loss_e: x must be (N, C, T, V, M), got shape {tuple(x.shape)}")
     n, _, t, v, m = x.shape
-    _check(tuple(q.shape[:2]) == (n, m) and q.dim() == 4 and q.shape[3] == v,
-           f"loss_e: q must be ({n}, {m}, T, {v}), got shape {tuple(q.shape)}")
+    _check(
+        tuple(q.shape[:2]) == (n, m) and q.dim() == 4 and q.shape[3] == v,
+        f"loss_e: q must be ({n}, {m}, T, {v}), got shape {tuple(q.shape)}",
+    )
     _check(tuple(y.shape) == (n,), f"loss_e: y must be ({n},), got shape {tuple(y.shape)}")
     masked = x - project_to_input(q, t) * x  # (N, C, T, V, M)
     with batchnorm_stats_frozen(model):
@@ -148,8 +156,9 @@ def loss_e(model: nn.Module, x: Tensor, q: Tensor, y: Tensor) -> Tensor:
     return logits.softmax(dim=1).gather(1, y.view(-1, 1)).mean()
 
 
-def loss_d(last: Tensor, fc_weight: Tensor, logits: Tensor, persons: int,
-           present: Tensor | None = None, norm: Norm = "rms") -> Tensor:
+def loss_d(
+    last: Tensor, fc_weight: Tensor, logits: Tensor, persons: int, present: Tensor | None = None, norm: Norm = "rms"
+) -> Tensor:
     """L_d = −‖Q^{y1} − Q^{y2}‖ (batch mean), a scalar ≤ 0 (eq. 4).
 
     y1, y2 = the two highest logits per sample (chosen without gradient); both maps are the
@@ -170,8 +179,10 @@ def loss_c(q5: Tensor, q6: Tensor, present: Tensor | None = None, norm: Norm = "
     The shorter map is resampled to the longer T (no frame of the finer map is skipped).
     Symmetric: both maps are trained towards each other.
     """
-    _check(q5.dim() == 4 and q6.dim() == 4 and q5.shape[:2] == q6.shape[:2] and q5.shape[3] == q6.shape[3],
-           f"loss_c: maps must be (N, M, T, V) with equal N, M, V, got {tuple(q5.shape)} and {tuple(q6.shape)}")
+    _check(
+        q5.dim() == 4 and q6.dim() == 4 and q5.shape[:2] == q6.shape[:2] and q5.shape[3] == q6.shape[3],
+        f"loss_c: maps must be (N, M, T, V) with equal N, M, V, got {tuple(q5.shape)} and {tuple(q6.shape)}",
+    )
     t = max(q5.shape[2], q6.shape[2])
     return focus_distance(resample_time(q5, t), resample_time(q6, t), present, norm).mean()
 

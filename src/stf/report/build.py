@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stf.report import paper
 from stf.config import Params
 from stf.data.actions import action_name
 from stf.io import write_json_atomic, write_text_atomic
 from stf.paths import BASELINE, CONTROL_ROWS, ENSEMBLE, model_dir, variant_name
+from stf.report import paper
 from stf.report.figures import (
     curves_figure,
     focus_figure,
@@ -125,13 +125,16 @@ def build_report(
         ),
         "curves": curves_figure(
             read_history(model_dir(models_dir, figure_setting, "joint", BASELINE, seed)),
-            {f"STF-{v}": read_history(model_dir(models_dir, figure_setting, "joint", variant_name(v), seed))
-             for v in params.stf.ensemble},
+            {
+                f"STF-{v}": read_history(model_dir(models_dir, figure_setting, "joint", variant_name(v), seed))
+                for v in params.stf.ensemble
+            },
             figures / "curves.png",
             f"{figure_setting} joint: training curves (seed {seed})",
         ),  # fmt: skip
         "loss_terms": loss_terms_figure(
-            tables["plots/loss_terms.csv"], figures / "loss_terms.png",
+            tables["plots/loss_terms.csv"],
+            figures / "loss_terms.png",
             f"{figure_setting} joint: STF loss terms per fine-tuning epoch (mean over seeds)",
         ),  # fmt: skip
     }
@@ -155,6 +158,8 @@ def _write_headline(folder: Path, cells: dict[str, dict[str, float]]) -> list[Pa
     for path, values in zip(paths, cells.values(), strict=True):
         write_json_atomic(path, values)
     return paths
+
+
 def _stf_histories(params: Params, models_dir: Path, setting: str) -> dict:
     """history.csv of each STF ensemble member of `setting`'s joint stream, every seed."""
     return {
@@ -198,7 +203,9 @@ def _focus_figures(params: Params, models_dir: Path, data_dir: Path, figures: Pa
 
     seed = params.sizes.seeds[0]
     model_dirs = {"MS-G3D": model_dir(models_dir, setting, "joint", BASELINE, seed)}
-    model_dirs |= {f"STF-{v}": model_dir(models_dir, setting, "joint", variant_name(v), seed) for v in params.stf.ensemble}
+    model_dirs |= {
+        f"STF-{v}": model_dir(models_dir, setting, "joint", variant_name(v), seed) for v in params.stf.ensemble
+    }
     maps = {}
     for name, directory in model_dirs.items():
         model, _ = load_model(directory)
@@ -325,7 +332,10 @@ def _controls_section(res: Results, tables: dict[str, Table]) -> str:
                      *(fmt_comparison(comp[c], res.alpha) for c in CONTROL_ROWS)])  # fmt: skip
     header = ["cell", *CONTROLS.values(), *(f"STF - {label}" for label in CONTROLS.values())]
     significant = [
-        f"{col} vs {ALL_ROWS[r]}" for col in res.columns for r in VERSUS if res.comparisons[col][r].significant(res.alpha)
+        f"{col} vs {ALL_ROWS[r]}"
+        for col in res.columns
+        for r in VERSUS
+        if res.comparisons[col][r].significant(res.alpha)
     ]
     summary = (
         f"Significant (p < {res.alpha:g}): {', '.join(significant)}." if significant

@@ -27,6 +27,7 @@ from stf.data.actions import action_name
 from stf.io import write_json_atomic, write_text_atomic
 from stf.paths import BASELINE, CONTROL_ROWS, ENSEMBLE, FT, FT_B, ROWS, STF_CE, model_dir, variant_name
 from stf.report.figures import loss_terms_figure, loss_terms_table, pairs_figure, read_history
+from stf.report.statistics import Comparison
 from stf.report.tables import (
     Cell,
     ReportInputError,
@@ -37,7 +38,6 @@ from stf.report.tables import (
     parameter_table,
     read_cell,
 )
-from stf.report.statistics import Comparison
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,13 @@ EVIDENCE_ROWS: tuple[str, ...] = (BASELINE, ENSEMBLE, *CONTROL_ROWS)  # director
 STREAM_CELL = {"joint": "J", "bone": "B"}
 
 
-def confusable_pairs(params: Params, dataset: str, predictions: np.ndarray | None = None,
-                     labels: np.ndarray | None = None, count: int = 6) -> list[tuple[int, int]]:
+def confusable_pairs(
+    params: Params,
+    dataset: str,
+    predictions: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    count: int = 6,
+) -> list[tuple[int, int]]:
     """Class pairs to inspect: the synthetic dataset's twin classes (`synth_motion.class_roles`:
     class c is the near-twin of c − 1), or, on real data, the `count` pairs the baseline
     confuses most (predictions (S, N) per seed, labels (N,))."""
@@ -89,8 +94,12 @@ def _split_counts(split: Path) -> dict[str, int]:
 
 
 def pair_table(
-    pairs: list[tuple[int, int]], cells: dict[str, Cell], preds: dict[str, np.ndarray], labels: np.ndarray,
-    control: str, dataset: str,
+    pairs: list[tuple[int, int]],
+    cells: dict[str, Cell],
+    preds: dict[str, np.ndarray],
+    labels: np.ndarray,
+    control: str,
+    dataset: str,
 ) -> Table:
     """Per class of each confusable pair: its top-1 under MS-G3D, the strongest control and STF
     (seed means), the differences, and how often (percent, seed mean) a sample of the class is
@@ -107,7 +116,9 @@ def pair_table(
             as_twin = {
                 r: (100.0 * float((preds[r][:, members] == twin).mean()) if members.any() else None) for r in shown
             }
-            diff = [None if acc[ENSEMBLE] is None or acc[r] is None else acc[ENSEMBLE] - acc[r] for r in (BASELINE, control)]
+            diff = [
+                None if acc[ENSEMBLE] is None or acc[r] is None else acc[ENSEMBLE] - acc[r] for r in (BASELINE, control)
+            ]
             rows.append([f"{a}/{b}", str(cls), action_name(dataset, cls), *(fmt(acc[r]) for r in shown),
                          *(fmt(d) for d in diff), *(fmt(as_twin[r]) for r in shown)])  # fmt: skip
     return Table(header, rows)
@@ -180,9 +191,13 @@ def build_evidence_report(
         for v in params.stf.ensemble
     }
     tables = {
-        "top1.csv": Table(["method", "mean", "std", *(f"seed {s}" for s in seeds)],
-                          [[ROWS[r], fmt(cells[r].top1), fmt(cells[r].top1_std), *(fmt(m.top1) for m in cells[r].runs)]
-                           for r in EVIDENCE_ROWS]),  # fmt: skip
+        "top1.csv": Table(
+            ["method", "mean", "std", *(f"seed {s}" for s in seeds)],
+            [
+                [ROWS[r], fmt(cells[r].top1), fmt(cells[r].top1_std), *(fmt(m.top1) for m in cells[r].runs)]
+                for r in EVIDENCE_ROWS
+            ],
+        ),  # fmt: skip
         "comparisons.csv": _comparison_table(comps, cells, params.report.alpha),
         "pairs.csv": pair_table(pairs, cells, preds, labels, best, dataset),
         "loss_terms.csv": loss_terms_table(histories),
@@ -197,7 +212,9 @@ def build_evidence_report(
                               f"{cell_name}: per-class top-1 differences on the confusable pairs"),
     }  # fmt: skip
     written += list(figs.values())
-    lrs = {label: _finetune_lr(d) for label, d in _finetuned_dirs(params, models_dir, setting, stream, seeds[0]).items()}
+    lrs = {
+        label: _finetune_lr(d) for label, d in _finetuned_dirs(params, models_dir, setting, stream, seeds[0]).items()
+    }
     md = render_evidence(params, cell_name, counts, cells, comps, best, tables, lrs)
     written.append(out_dir / "report.md")
     write_text_atomic(written[-1], md)
@@ -262,8 +279,11 @@ def render_evidence(
         "every model of every row is trained once per seed, and all rows are scored on the same test samples.",
         "## What produced these numbers (parameters.csv)",
         tables["parameters.csv"].to_markdown(),
-        "Fine-tuning lr used (history.csv, seed " + str(seeds[0]) + "): "
-        + "; ".join(f"{k} {v}" for k, v in lrs.items()) + ". The lr is fixed a priori in params.yaml and "
+        "Fine-tuning lr used (history.csv, seed "
+        + str(seeds[0])
+        + "): "
+        + "; ".join(f"{k} {v}" for k, v in lrs.items())
+        + ". The lr is fixed a priori in params.yaml and "
         "nothing is chosen on the test part (docs/method.md).",
         "## Top-1 (top1.csv)",
         Table(["method", "top-1 (mean ± std)", *(f"seed {s}" for s in seeds)], top_rows).to_markdown(),
@@ -271,8 +291,9 @@ def render_evidence(
         "diff: STF − row, seed-averaged top-1 in points; interval: paired bootstrap over the test samples "
         f"(95 %, {params.report.resamples} resamples); p: paired permutation test of the same difference; "
         f"significant: p < {alpha:g}; McNemar: exact test per seed (discordant pairs STF-only/row-only correct).",
-        Table(["row", "row top-1", "diff", "95 % interval", "p", "significant", "McNemar p per seed (pairs)"],
-              comp_rows).to_markdown(),  # fmt: skip
+        Table(
+            ["row", "row top-1", "diff", "95 % interval", "p", "significant", "McNemar p per seed (pairs)"], comp_rows
+        ).to_markdown(),  # fmt: skip
         "## Verdict",
         f"Gain over the baseline MS-G3D: {gain_base.diff:+.2f} [{gain_base.ci95[0]:.2f}, {gain_base.ci95[1]:.2f}] "
         f"(p = {gain_base.p:.3g}); gain over the strongest control, {ROWS[best]}: {gain_best.diff:+.2f} "
@@ -285,9 +306,12 @@ def render_evidence(
         loss_final,
         "![loss terms](figures/loss_terms.png)",
         "## Confusable pairs (pairs.csv)",
-        ("The synthetic dataset's near-twin classes (the twin moves the reach target one joint along the "
-         "skeleton); " if params.sizes.source == "synthetic" else "The class pairs the baseline confuses most; ")
-        + f"per class: top-1 under MS-G3D, the strongest control and STF, and how often its samples are "
+        (
+            "The synthetic dataset's near-twin classes (the twin moves the reach target one joint along the skeleton); "
+            if params.sizes.source == "synthetic"
+            else "The class pairs the baseline confuses most; "
+        )
+        + "per class: top-1 under MS-G3D, the strongest control and STF, and how often its samples are "
         "predicted as the twin (the confusion L_d is meant to reduce).",
         pairs.to_markdown() if pairs.rows else "(no confusable pairs in this dataset)",
         "![pairs](figures/pairs.png)",
@@ -303,4 +327,7 @@ def _final_terms(table: Table) -> str:
     for row in table.rows:
         last[row[0]] = max(last.get(row[0], 0), int(row[1]))
     rows = [[m, e, term, w, g] for m, e, term, w, g in table.rows if int(e) == last[m]]
-    return "Last epoch:\n\n" + Table(["model", "epoch", "term", "value (λ applied)", "grad norm / L_ce's"], rows).to_markdown()
+    return (
+        "Last epoch:\n\n"
+        + Table(["model", "epoch", "term", "value (λ applied)", "grad norm / L_ce's"], rows).to_markdown()
+    )

@@ -54,7 +54,9 @@ def _as_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if b.ndim == 1:
         b = b[None]
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or a.shape[1] == 0:
-        raise StatisticsInputError(f"need (S, N) correctness matrices over the same N > 0 samples, got {a.shape}, {b.shape}")
+        raise StatisticsInputError(
+            f"need (S, N) correctness matrices over the same N > 0 samples, got {a.shape}, {b.shape}"
+        )
     if a.dtype != bool or b.dtype != bool:
         raise StatisticsInputError(f"correctness matrices must be boolean, got {a.dtype} and {b.dtype}")
     return a, b

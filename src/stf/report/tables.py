@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stf.report import paper
 from stf.config import SETTINGS, Params
 from stf.io import atomic_path
 from stf.paths import BASELINE, CONTROL_ROWS, ENSEMBLE, ROWS, fused_dir, model_dir, shift_dir, variant_name
+from stf.report import paper
 from stf.report.statistics import Comparison, compare, mean_std
 
 METHODS: dict[str, str] = {BASELINE: ROWS[BASELINE], ENSEMBLE: ROWS[ENSEMBLE]}  # paper rows: directory -> label
@@ -377,7 +377,11 @@ def table3(res: Results) -> Table:
     control = [fmt(res.cells[ENSEMBLE][c].top1 - res.cells[strongest_control(res, c)][c].top1) for c in res.columns]
     return Table(
         ["quantity", *res.columns],
-        [["gain", *(fmt(g[c]) for c in res.columns)], ["gain_ratio", *ratio], ["gain_over_strongest_control", *control]],
+        [
+            ["gain", *(fmt(g[c]) for c in res.columns)],
+            ["gain_ratio", *ratio],
+            ["gain_over_strongest_control", *control],
+        ],
     )
 
 
@@ -504,6 +508,7 @@ def headline_metrics(res: Results) -> dict[str, dict[str, float]]:
         out[col.replace(":", "-")] = row
     return out
 
+
 # --------------------------------------------------------------------------- what produced the numbers
 
 
@@ -519,29 +524,55 @@ def parameter_table(params: Params) -> Table:
     rows = [
         ("profile", f"{params.profile} ({s.source} data)"),
         ("seeds", ", ".join(map(str, s.seeds))),
-        ("synthetic classes / samples per class",
-         _listing({d: f"{s.synth.classes[d]}/{s.synth.samples_per_class[d]}" for d in s.synth.classes})
-         if s.source == "synthetic" else "(real data)"),
-        ("synthetic frames (min-max), noise, confusable / two-person share",
-         f"{s.synth.min_frames}-{s.synth.max_frames}, {params.synth.noise_std:g}, "
-         f"{params.synth.confusable_fraction:g} / {params.synth.two_person_fraction:g} (synth.seed {params.synth.seed})"
-         if s.source == "synthetic" else "(real data)"),
-        ("T (frames), persons, block widths", f"{s.frames}, {params.preprocess.persons}, {'/'.join(map(str, s.widths))}"),
+        (
+            "synthetic classes / samples per class",
+            _listing({d: f"{s.synth.classes[d]}/{s.synth.samples_per_class[d]}" for d in s.synth.classes})
+            if s.source == "synthetic"
+            else "(real data)",
+        ),
+        (
+            "synthetic frames (min-max), noise, confusable / two-person share",
+            f"{s.synth.min_frames}-{s.synth.max_frames}, {params.synth.noise_std:g}, "
+            f"{params.synth.confusable_fraction:g} / {params.synth.two_person_fraction:g} "
+            f"(synth.seed {params.synth.seed})"
+            if s.source == "synthetic"
+            else "(real data)",
+        ),
+        (
+            "T (frames), persons, block widths",
+            f"{s.frames}, {params.preprocess.persons}, {'/'.join(map(str, s.widths))}",
+        ),
         ("validation part (% of training, split.seed)", f"{s.val_percent} ({params.split.seed})"),
         ("batch / forward chunk", f"{s.batch_size} / {s.forward_batch_size}"),
-        ("baseline lr, epochs, lr steps",
-         "; ".join(f"{d} {t.lr[d]:g}, {s.epochs[d]}, {s.lr_steps[d]}" for d in s.epochs)),
-        ("SGD momentum / Nesterov / weight decay / lr decay", f"{t.momentum:g} / {t.nesterov} / {t.weight_decay:g} / {t.lr_gamma:g}"),
-        ("fine-tuning (STF and controls): lr, epochs", f"{st.lr:g} (fixed; select-lr grid {st.lr_grid}), {s.finetune_epochs}"),
+        (
+            "baseline lr, epochs, lr steps",
+            "; ".join(f"{d} {t.lr[d]:g}, {s.epochs[d]}, {s.lr_steps[d]}" for d in s.epochs),
+        ),
+        (
+            "SGD momentum / Nesterov / weight decay / lr decay",
+            f"{t.momentum:g} / {t.nesterov} / {t.weight_decay:g} / {t.lr_gamma:g}",
+        ),
+        (
+            "fine-tuning (STF and controls): lr, epochs",
+            f"{st.lr:g} (fixed; select-lr grid {st.lr_grid}), {s.finetune_epochs}",
+        ),
         ("λe / λd / λc / λGk", f"{lam.e:g} / {lam.d:g} / {lam.c:g} / {lam.gk:g}"),
         ("focus-distance norm (stf.loss_norm)", st.loss_norm),
-        ("STF ensemble; variants", f"{' + '.join(st.ensemble)}; " + _listing({k: '+'.join(v) for k, v in st.variants.items()})),
-        ("STF module: K, β hidden, α hidden, α time bins",
-         f"{st.graph_scales}, {st.beta_hidden}, {st.alpha_hidden}, {st.alpha_time_bins}"),
+        (
+            "STF ensemble; variants",
+            f"{' + '.join(st.ensemble)}; " + _listing({k: "+".join(v) for k, v in st.variants.items()}),
+        ),
+        (
+            "STF module: K, β hidden, α hidden, α time bins",
+            f"{st.graph_scales}, {st.beta_hidden}, {st.alpha_hidden}, {st.alpha_time_bins}",
+        ),
         ("linear probe: lr, epochs", f"{st.probe_lr:g}, {s.probe_epochs}"),
         ("J+B bone weight", f"{params.fuse.bone_weight:g}"),
-        ("statistics: resamples, seed, α", f"{params.report.resamples}, {params.report.stats_seed}, {params.report.alpha:g}"),
-    ]  # fmt: skip
+        (
+            "statistics: resamples, seed, α",
+            f"{params.report.resamples}, {params.report.stats_seed}, {params.report.alpha:g}",
+        ),
+    ]
     return Table(["parameter", "value"], [[k, str(v)] for k, v in rows])
 
 

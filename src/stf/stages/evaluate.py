@@ -25,9 +25,9 @@ import torch
 from sklearn.metrics import confusion_matrix, top_k_accuracy_score
 from tqdm import tqdm
 
+from stf.io import atomic_path, write_json_atomic
 from stf.training import distributed
 from stf.training.checkpoint import load_checkpoint
-from stf.io import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,6 @@ def write_ensemble_file(out_dir: Path | str, members: Sequence[Path | str]) -> P
     rel = [os.path.relpath(Path(m).resolve(), out_dir.resolve()) for m in members]
     write_json_atomic(out_dir / ENSEMBLE, {"members": rel})
     return out_dir / ENSEMBLE
-
 
 
 def check_compatible(payload: dict, arrays: Any, model_dir: Path | str) -> None:

@@ -164,9 +164,7 @@ def _run_torchscript(path: Path, x: Tensor) -> np.ndarray:
         return torch.jit.load(str(path))(x).numpy()
 
 
-def export_model(
-    model_dir: Path, ensemble: Sequence[str], fmt: str, frames: int, out: Path, *, seed: int = 0
-) -> dict:
+def export_model(model_dir: Path, ensemble: Sequence[str], fmt: str, frames: int, out: Path, *, seed: int = 0) -> dict:
     """Write the inference graph of `model_dir` as `fmt` to `out`; returns a summary.
 
     Summary: {format, out, input: {name, shape ["batch", C, T, V, M]}, output: {name, shape

@@ -74,7 +74,13 @@ def compare_flops(params: Params, dataset: str, frames: int, persons: int, in_ch
         result[name] = {"params": count_params(model), "flops": count_flops(model, x)}
     result.setdefault("msg3d_c3", dict(result["msg3d"]))
     result["ratio"] = result["stf"]["flops"] / result["msg3d"]["flops"]
-    log.info("%s T=%d M=%d: MS-G3D %.2f GFLOPs, STF %.2f GFLOPs (x%.3f)", dataset, frames, persons,
-             result["msg3d"]["flops"] / 1e9, result["stf"]["flops"] / 1e9, result["ratio"])
+    log.info(
+        "%s T=%d M=%d: MS-G3D %.2f GFLOPs, STF %.2f GFLOPs (x%.3f)",
+        dataset,
+        frames,
+        persons,
+        result["msg3d"]["flops"] / 1e9,
+        result["stf"]["flops"] / 1e9,
+        result["ratio"],
+    )
     return result
-

@@ -98,7 +98,7 @@ class Predictor:
 
 
 def file_layout(path: Path) -> str:
-    """"ntu25" for `.skeleton`, "openpose18" for `.json`; PredictError for anything else."""
+    """ "ntu25" for `.skeleton`, "openpose18" for `.json`; PredictError for anything else."""
     layout = _FILE_LAYOUT.get(Path(path).suffix.lower())
     if layout is None:
         raise PredictError(f"{path}: not a raw skeleton file (expected an NTU .skeleton or a Kinetics clip .json)")

@@ -4,7 +4,8 @@ The source backbones are frozen, so their pooled features (N, C3) of the target 
 and test sets are computed once (`stf.stages.evaluate.predict_logits(features=True)`); then one
 new `Linear(C3, K_target)` head per source model is trained on them with SGD. The heads'
 softmax probabilities on the test set are averaged (the STF ensemble when several source
-models are given). `train_heads` is the loop, `linear_probe` the entry point (the CLI imports it from `stf.stages.train`).
+models are given). `train_heads` is the loop, `linear_probe` the entry point (the CLI imports it
+from `stf.stages.train`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stf.config import Params
+from stf.stages.evaluate import MODEL, ScoresError, compute_metrics, load_model, predict_logits, topk_accuracy
+from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
 from stf.training import distributed
 from stf.training.checkpoint import default_workdir, save_checkpoint
-from stf.config import Params
 from stf.training.loop import (
     LAST,
     NonFiniteLossError,
@@ -31,8 +34,6 @@ from stf.training.loop import (
     epoch_seed,
     open_resume_state,
 )
-from stf.stages.evaluate import MODEL, ScoresError, compute_metrics, load_model, predict_logits, topk_accuracy
-from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
 
 log = logging.getLogger(__name__)
 

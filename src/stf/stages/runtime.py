@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stf.training import distributed
-from stf.training.checkpoint import file_digest, fingerprint, save_checkpoint
 from stf.config import Params
-from stf.training.loop import LAST, Recipe
-from stf.stages.evaluate import METRICS, MODEL, compute_metrics, log_probs, write_scores
 from stf.io import atomic_path, write_json_atomic
 from stf.sources import PACKAGE, SOURCE_DIR, TRAINING_CODE, code_files
+from stf.stages.evaluate import METRICS, MODEL, compute_metrics, log_probs, write_scores
+from stf.training import distributed
+from stf.training.checkpoint import file_digest, fingerprint, save_checkpoint
+from stf.training.loop import LAST, Recipe
 
 log = logging.getLogger(__name__)
 

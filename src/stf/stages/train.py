@@ -32,15 +32,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from stf.training import distributed
-from stf.training.checkpoint import default_workdir, load_checkpoint
 from stf.config import Params
-from stf.training.loop import CrossEntropyObjective, Recipe, STFObjective, discard_resume_state, fit
-from stf.stages.evaluate import MODEL, compute_metrics, softmax
 from stf.io import write_json_atomic
 from stf.paths import CONTROL_KINDS, control_name, variant_name
+from stf.stages.evaluate import MODEL, compute_metrics, softmax
 from stf.stages.probe import linear_probe
 from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
+from stf.training import distributed
+from stf.training.checkpoint import default_workdir, load_checkpoint
+from stf.training.loop import CrossEntropyObjective, Recipe, STFObjective, discard_resume_state, fit
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,9 @@ class FinetuneSpec:
     member: int = 0
 
 
-def finetune_spec(params: Params, variant: str | None = None, control: str | None = None, member: int = 0) -> FinetuneSpec:
+def finetune_spec(
+    params: Params, variant: str | None = None, control: str | None = None, member: int = 0
+) -> FinetuneSpec:
     """The run of STF variant `variant` (a key of params stf.variants) or of control `control`
     ("ft": MS-G3D+ft, "stf-ce": STF+ce); exactly one of the two. `member` > 0 names the extra
     members of an ensemble control (msg3d-ft-b); ValueError for anything else."""
@@ -136,9 +138,7 @@ def _train_model(
     return metrics
 
 
-def _base_meta(
-    params: Params, setting: str, stream: str, fraction: int, arrays: Any, epochs: int, seed: int
-) -> dict:
+def _base_meta(params: Params, setting: str, stream: str, fraction: int, arrays: Any, epochs: int, seed: int) -> dict:
     return {
         "setting": setting,
         "stream": stream,

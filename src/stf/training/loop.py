@@ -34,11 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stf.training import distributed
-from stf.training.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from stf.stages.evaluate import autocast, predict_logits, topk_accuracy
 from stf.io import remove_stale_temps
 from stf.method.losses import LossTerms
+from stf.stages.evaluate import autocast, predict_logits, topk_accuracy
+from stf.training import distributed
+from stf.training.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +149,7 @@ def gradient_norms(objective: Objective, x: torch.Tensor, y: torch.Tensor) -> di
     names = list(terms.weighted)
     norms: dict[str, float] = {}
     for i, name in enumerate(names):
-        grads = torch.autograd.grad(
-            terms.weighted[name], params, retain_graph=i < len(names) - 1, allow_unused=True
-        )
+        grads = torch.autograd.grad(terms.weighted[name], params, retain_graph=i < len(names) - 1, allow_unused=True)
         squares = [g.detach().double().pow(2).sum() for g in grads if g is not None]
         norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
     ce = norms["ce"]
@@ -319,12 +317,12 @@ def _train_epoch(
     keys = sorted(term_sums)
     sums = distributed.all_sum([loss_sum, correct, count] + [term_sums[k] for k in keys], ctx)
     row = {"train_loss": sums[0] / sums[2], "train_top1": 100.0 * sums[1] / sums[2]}
-    for k, s in zip(keys, sums[3:]):
+    for k, s in zip(keys, sums[3:], strict=True):
         row[k if k.startswith("weighted_") else f"loss_{k}"] = s / sums[2]
     if probe:
         pkeys = sorted(probe_sums)
         psums = distributed.all_sum([float(probes)] + [probe_sums[k] for k in pkeys], ctx)
-        row.update({k: s / psums[0] for k, s in zip(pkeys, psums[1:])})
+        row.update({k: s / psums[0] for k, s in zip(pkeys, psums[1:], strict=True)})
     return row
 
 

@@ -67,7 +67,7 @@ _LAYOUTS = {(25, 3): "ntu25", (18, 2): "openpose18", (18, 3): "openpose18"}
 
 
 def keypoint_layout(annotation: dict) -> str:
-    """"ntu25" (V = 25, C = 3), "openpose18" (V = 18, C = 2; or C = 3 = x, y, score),
+    """ "ntu25" (V = 25, C = 3), "openpose18" (V = 18, C = 2; or C = 3 = x, y, score),
     "coco17" (V = 17, pyskl's HRNet 2-D files) or "V=.., C=.." for anything else;
     "none" when there is no 4-D `keypoint` array."""
     kp = annotation.get("keypoint")

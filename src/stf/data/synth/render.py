@@ -98,9 +98,7 @@ def _pose(person: PersonMotion, body: sb.Body, u: np.ndarray, rng: np.random.Gen
     return pos, glob
 
 
-def _target(
-    reach: Reach, me: int, pos: list[np.ndarray], glob: list[np.ndarray], bodies: list[sb.Body]
-) -> np.ndarray:
+def _target(reach: Reach, me: int, pos: list[np.ndarray], glob: list[np.ndarray], bodies: list[sb.Body]) -> np.ndarray:
     """(F, 3) world point the reach goes to (before wiggle and the per-side offset)."""
     if reach.who == "meet":
         chest = (pos[0][:, sb.SPINE_SHOULDER] + pos[-1][:, sb.SPINE_SHOULDER]) / 2

@@ -26,10 +26,10 @@ import numpy as np
 from tqdm import tqdm
 
 from stf.config import SynthConfig, SynthSizes
-from stf.data.synth import body as sb
 from stf.data.formats import kinetics as kfmt
 from stf.data.formats import ntu as nfmt
 from stf.data.skeletons import NTU25
+from stf.data.synth import body as sb
 from stf.data.synth.ids import DATASET_CODE, kinetics_plan, ntu_plan
 from stf.data.synth.motion import ClassMotion, PersonMotion, Root, class_motions
 from stf.data.synth.render import Placement, render
