@@ -18,8 +18,9 @@ Without `--original` the comparison is skipped ("original": null) and the rest i
 
 Usage: .venv/bin/python benchmarks/bench_model.py [--original /tmp/MS-G3D] [--quick]
        [--repeats 8] [--out benchmarks/results/model.json]
-Takes about 5-8 minutes on 2 idle cores with --original (--quick: about a minute, fewer
-repeats, smaller shapes).
+Not yet timed on an idle machine: with --original it took 14.5 minutes on 2 cores shared with
+other jobs (load average 5-6), 23-34 minutes at load 10-15; --quick (2 repeats, smaller shapes)
+took 3.4 minutes at load 3-7.
 """
 
 from __future__ import annotations
