@@ -63,6 +63,11 @@ def test_every_profile_is_valid_when_active(raw):
         ),  # fmt: skip
         (lambda r: r["train"].__setitem__("nesterov", 1), "train.nesterov"),
         (lambda r: r["split"].__setitem__("seed", False), "split.seed"),
+        (lambda r: r["profiles"]["tiny"].__setitem__("seeds", [0, 0]), "seeds"),
+        (lambda r: r["profiles"]["tiny"].__setitem__("seeds", []), "seeds"),
+        (lambda r: r["profiles"]["tiny"].__setitem__("val_percent", 100), "profiles.tiny.val_percent"),
+        (lambda r: r["stf"]["variants"].__setitem__("ce", ["d"]), "'ce'"),
+        (lambda r: r["train"].__setitem__("seed", 0), "train.seed"),  # seeds live in the profiles now
     ],
 )
 def test_invalid_values_fail_naming_the_key(raw, mutate, needle):

@@ -359,3 +359,11 @@ def test_headline_metrics_one_file_per_table2_cell(run: Path) -> None:
             "STF": float(table[2][i]),
             "gain": round(float(table[2][i]) - float(table[1][i]), 2),
         }
+
+
+def test_trivial_and_saturated_top5_are_said() -> None:
+    from stf.report.tables import trivial_top5_note
+
+    assert trivial_top5_note({"kinetics:J": 60}, {"kinetics:J": [80.0, 81.0]}) == ""
+    note = trivial_top5_note({"kinetics:J": 4, "kinetics:B": 8}, {"kinetics:J": [100.0], "kinetics:B": [100.0, 100.0]})
+    assert "trivial on kinetics:J" in note and "100.00 for every row on kinetics:B (8 classes" in note

@@ -311,7 +311,11 @@ def _table2_section(res: Results, tables: dict[str, Table]) -> str:
             ratio_rows.append([cell, fmt(ours), fmt(ours / base), fmt(base), fmt(paper.TABLE3_STF_OVER_MSG3D[cell]),
                                fmt(paper.TABLE3_RATIO[cell], ".1f")])  # fmt: skip
         header = ["input", "gain", "ratio", "MS-G3D - 2s-AGCN *paper*", "gain *paper*", "ratio *paper*"]
-        note = trivial_top5_note({f"kinetics:{c}": res.cells[BASELINE][f"kinetics:{c}"].num_class for c, _ in CELLS})
+        kcells = [f"kinetics:{c}" for c, _ in CELLS]
+        note = trivial_top5_note(
+            {col: res.cells[BASELINE][col].num_class for col in kcells},
+            {col: [res.cells[m][col].top5 for m in ALL_ROWS] for col in kcells},
+        )
         parts += [
             "### Kinetics top-5 (table2_top5.csv)",
             tables["table2_top5.csv"].to_markdown(),
@@ -337,9 +341,10 @@ def _controls_section(res: Results, tables: dict[str, Table]) -> str:
         for r in VERSUS
         if res.comparisons[col][r].significant(res.alpha)
     ]
+    total = len(res.columns) * len(VERSUS)
     summary = (
-        f"Significant (p < {res.alpha:g}): {', '.join(significant)}." if significant
-        else f"No STF-vs-row difference is significant at p < {res.alpha:g}."
+        f"Significant (p < {res.alpha:g}) in {len(significant)} of {total} comparisons: {', '.join(significant)}."
+        if significant else f"None of the {total} STF-vs-row differences is significant at p < {res.alpha:g}."
     )  # fmt: skip
     return "\n\n".join([
         "## Controls: top-1 (table2_controls.csv) and STF against each (comparisons.csv)",

@@ -576,12 +576,21 @@ def parameter_table(params: Params) -> Table:
     return Table(["parameter", "value"], [[k, str(v)] for k, v in rows])
 
 
-def trivial_top5_note(num_classes: Mapping[str, int]) -> str:
-    """A sentence for cells whose top-5 is 100 % by construction (5 classes or fewer), else ""."""
+def trivial_top5_note(num_classes: Mapping[str, int], top5: Mapping[str, Sequence[float]] | None = None) -> str:
+    """A sentence for cells whose top-5 cannot separate the methods, else "": trivial by
+    construction (5 classes or fewer), or saturated (every row at 100 % in `top5[cell]`)."""
     trivial = [name for name, k in num_classes.items() if k <= 5]
-    if not trivial:
-        return ""
-    return (
-        f"Top-5 is trivial on {', '.join(trivial)}: with 5 classes or fewer every label is among the 5 "
-        "highest scores, so it reads 100.00 whatever the model does."
-    )
+    saturated = [name for name, values in (top5 or {}).items() if name not in trivial and all(v >= 100.0 for v in values)]
+    notes = []
+    if trivial:
+        notes.append(
+            f"Top-5 is trivial on {', '.join(trivial)}: with 5 classes or fewer every label is among the 5 "
+            "highest scores, so it reads 100.00 whatever the model does."
+        )
+    if saturated:
+        ks = sorted({num_classes[n] for n in saturated})
+        notes.append(
+            f"Top-5 is 100.00 for every row on {', '.join(saturated)} ({'/'.join(map(str, ks))} classes, so 5 "
+            "guesses cover most of them): it cannot separate the methods here."
+        )
+    return " ".join(notes)

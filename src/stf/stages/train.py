@@ -287,7 +287,10 @@ def finetune(
             "finetune", params, {"data": Path(data), "split": Path(split), "init": Path(init) / MODEL},
             setting=setting, stream=stream, fraction=fraction, name=spec.name, active=active,
             stf_modules=spec.stf_modules, seed=seed, member=member, lr=lr, eval_part=eval_part,
-            stf=params.stf.model_dump(exclude={"lr", "lr_grid"}),
+            lambdas={k: getattr(params.stf.lambdas, k) for k in active},
+            loss_norm=params.stf.loss_norm if active else None,
+            stf_spec=params.stf.model_dump(include={"graph_scales", "beta_hidden", "alpha_hidden", "alpha_time_bins"})
+            if spec.stf_modules else None,
         )  # fmt: skip
         meta = _base_meta(params, setting, stream, fraction, train, epochs, seed) | {
             "variant": spec.variant or spec.name,
@@ -296,8 +299,9 @@ def finetune(
             "run_seed": run_seed,
             "stf_modules": spec.stf_modules,
             "losses": active,
-            "lambdas": params.stf.lambdas.model_dump(),
-            "loss_norm": params.stf.loss_norm,
+            # only what the run used: a control's model.pt must not change with λ it never reads
+            "lambdas": {k: getattr(params.stf.lambdas, k) for k in active},
+            "loss_norm": params.stf.loss_norm if active else None,
             "lr": lr,
             "init": str(init),
             "eval_part": eval_part,
