@@ -24,3 +24,4 @@ localrules:
 rule all:
     input:
         "results/report.md",
+        "results/main-cell",

@@ -5,6 +5,7 @@ copier of the workflow into a temporary folder."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -104,11 +105,14 @@ def tool_env() -> dict[str, str]:
 
 
 def sh(root: Path, *cmd: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    """Run the venv's `cmd[0]` (snakemake, dvc) in `root`; a failure fails the test with its output
-    and the tails of the last three job logs."""
+    """Run the venv's `cmd[0]` (snakemake, dvc) in `root`; a failure fails the test with its
+    stderr, the tails of the failed jobs' logs (those Snakemake names; else the three newest) and
+    its stdout."""
     proc = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], cwd=root, env=tool_env(), capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
     if proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((root / "logs").rglob("*.log"))[-3:])
-        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{logs}")
+        named = [root / m for m in re.findall(r"log: (\S+) \(check log", proc.stderr)]
+        newest = sorted((root / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)[-3:]
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in (named or newest) if p.is_file())
+        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}\n{logs}\n--- stdout\n{proc.stdout[-2000:]}")
     return proc

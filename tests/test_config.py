@@ -127,3 +127,25 @@ def test_schema_accepts_repo_params_and_rejects_unknown_keys(raw):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(raw, schema)
     assert json.loads(SCHEMA.read_text())["additionalProperties"] is False
+
+
+def test_overrides_set_existing_keys_as_yaml_values_and_validate(raw):
+    from stf.config import with_overrides
+
+    new, params = with_overrides(raw, {"profile": "evidence", "stf.loss_norm": "frobenius", "stf.lambdas.e": "0.05"})
+    assert params.profile == "evidence" and params.stf.loss_norm == "frobenius" and params.stf.lambdas.e == 0.05
+    assert raw["stf"]["loss_norm"] == "rms"  # the input is not changed
+    assert new["profiles"]["evidence"]["seeds"] == [0, 1, 2]
+    with pytest.raises(ParamsError, match="no key 'stf.lamdas'"):
+        with_overrides(raw, {"stf.lamdas.e": "0.05"})
+    with pytest.raises(ParamsError, match="stf.loss_norm"):
+        with_overrides(raw, {"stf.loss_norm": "l7"})
+
+
+def test_params_set_writes_a_validated_copy(tmp_path):
+    from stf.cli import main
+
+    out, params = tmp_path / "run" / "params.yaml", str(REPO / "params.yaml")
+    assert main(["params-set", "--params", params, "--set", "profile=evidence", "--out", str(out)]) == 0
+    assert load_params(out).profile == "evidence"
+    assert main(["params-set", "--params", params, "--set", "profile", "--out", str(out)]) == 2

@@ -68,32 +68,75 @@ def test_committed_dvc_yaml_is_generated(pipeline: Pipeline) -> None:
     assert (REPO / "dvc.yaml").read_text() == pipeline.dvc_yaml(), "run: make dvc.yaml"
 
 
-def test_pipeline_has_the_papers_experiments(pipeline: Pipeline, params: Params) -> None:
+def expected_counts(params: Params, seeds: int) -> dict[str, int]:
+    """Jobs per stage: the paper's experiments and the three controls, once per seed."""
     subsets = len([p for p in params.split.fractions if p != 100])
-    models = len(params.settings) * len(params.streams) + subsets
-    assert counts(pipeline) == {
-        "raw": 3, "preprocess": 3, "split": len(params.settings), "train": models,
-        "finetune_dcg": models, "finetune_e": models, "finetune_m2": 1, "finetune_m3": 1, "finetune_m4": 1,
-        "probe_msg3d": 1, "probe_stf": 1, "evaluate": models, "fuse": 2 * len(params.settings),
-        "flops": 1, "report": 1,
+    main = len(params.settings) * len(params.streams)
+    models = main + subsets
+    per_seed = {
+        "train": models, "finetune_dcg": models, "finetune_e": models,
+        "finetune_m2": 1, "finetune_m3": 1, "finetune_m4": 1,
+        "finetune_ft": main, "finetune_ft_b": main, "finetune_stf_ce": main,
+        "probe_msg3d": 1, "probe_stf": 1, "probe_msg3d_ft": 1, "probe_stf_ce": 1, "probe_msg3d_ft_x2": 1,
+        "evaluate": models, "evaluate_ft_x2": main, "fuse": 5 * len(params.settings),
     }  # fmt: skip
+    once = {"raw": 3, "preprocess": 3, "split": len(params.settings), "flops": 1, "report": 1, "evidence": 1}
+    return once | {k: v * seeds for k, v in per_seed.items()}
+
+
+def test_pipeline_has_the_papers_experiments_and_the_controls(pipeline: Pipeline, params: Params) -> None:
+    assert len(params.sizes.seeds) == 1
+    assert counts(pipeline) == expected_counts(params, 1)
     assert pipeline.job("finetune_e", {"model": "ntu60-xsub/joint/p10"}).name == "finetune_e@ntu60-xsub-joint-p10"
-    assert pipeline.job("fuse", {"setting": "kinetics", "method": "stf"}).name == "fuse@kinetics-stf"
+    assert pipeline.job("fuse", {"fusion": "kinetics/stf"}).name == "fuse@kinetics-stf"
     assert pipeline.job("report").name == "report"
+    ft_b = pipeline.job("finetune_ft_b", {"model": "kinetics/bone"})
+    assert "--control ft --member 1" in ft_b.cmd and ft_b.output_paths == ("models/kinetics/bone/msg3d-ft-b",)
+    x2 = pipeline.job("probe_msg3d_ft_x2", {"shift": "shift"})
+    assert x2.inputs["models"] == ("models/ntu60-xsub/joint/msg3d-ft", "models/ntu60-xsub/joint/msg3d-ft-b")
+    # STF+ce reads no loss weight (every λ is 0); STF's variants read theirs
+    assert not [k for k in pipeline.job("finetune_stf_ce", {"model": "kinetics/bone"}).params if "lambdas" in k]
+    assert "stf.lambdas.e" in pipeline.job("finetune_e", {"model": "kinetics/bone"}).params
+
+
+def test_every_model_is_trained_once_per_seed(raw_params: dict) -> None:
+    """A seeds list multiplies every model-level job; seed 0 keeps the plain paths, seed k adds
+    an `s{k}` level (stf.paths), and each command passes its --seed."""
+    raw = {**raw_params, "profiles": {**raw_params["profiles"]}}
+    raw["profiles"]["tiny"] = {**raw["profiles"]["tiny"], "seeds": [0, 3, 7]}
+    params = parse_params(raw)
+    pipeline = Pipeline(params)
+    assert counts(pipeline) == expected_counts(params, 3)
+    job = pipeline.job("finetune_ft", {"model": "ntu60-xsub/joint/s3"})
+    assert "--seed 3" in job.cmd and job.inputs["init"] == "models/ntu60-xsub/joint/s3/msg3d"
+    assert pipeline.job("train", {"model": "ntu60-xsub/joint/p10/s7"}).output_paths == (
+        "models/ntu60-xsub/joint/p10/s7/msg3d",
+    )
+    fuse = pipeline.job("fuse", {"fusion": "kinetics/s7/msg3d-ft-x2"})
+    assert fuse.inputs["joint"] == "models/kinetics/joint/s7/msg3d-ft-x2"
+    assert fuse.inputs["bone"] == "models/kinetics/bone/s7/msg3d-ft-x2"
+    probe = pipeline.job("probe_stf", {"shift": "shift/s3"})
+    assert probe.output_paths == ("models/shift/s3/stf",) and "--seed 3" in probe.cmd
+    report = pipeline.job("report")
+    assert "models/shift/s7/msg3d-ft-x2" in report.inputs["shift"]
+    assert "models/ntu60-xsub/joint/s3/stf-ce" in pipeline.job("evidence").inputs["models"]
 
 
 def test_every_job_runs_stf_with_its_params_and_a_log(pipeline: Pipeline) -> None:
     logs = [job.log for job in pipeline.jobs()]
     assert len(set(logs)) == len(logs)
+    commands = {"evidence": "evidence-report"}
     for job in pipeline.jobs():
-        assert job.cmd.startswith(f"stf {job.stage.split('_')[0]} --params params.yaml "), job.cmd
+        command = commands.get(job.stage, job.stage.split("_")[0])
+        assert job.cmd.startswith(f"stf {command} --params params.yaml "), job.cmd
         assert job.log.startswith("logs/") and job.log.endswith(".log"), job.log
         # commands name their outputs (`stf report` its folder; preprocess puts the rejected list beside --out)
         assert any(path in job.cmd for path in job.output_paths) or job.stage == "report", job.name
 
 
 def test_the_graph_is_closed(pipeline: Pipeline) -> None:
-    """Every input is a source file or another job's output; every job leads to the report."""
+    """Every input is a source file or another job's output; every job leads to the report or
+    the main cell's evidence (the two targets of Snakemake's rule all)."""
     producers = pipeline.producers()
     for job in pipeline.jobs():
         for name, paths in job.inputs.items():
@@ -102,7 +145,8 @@ def test_the_graph_is_closed(pipeline: Pipeline) -> None:
                     assert (REPO / path).is_file(), path
                 else:
                     assert path in producers, f"{job.name}: no job writes its input {path}"
-    needed = {job.name for job in pipeline.upstream(pipeline.job("report").output_paths)}
+    needed = {job.name for job in pipeline.upstream(pipeline.job("report").output_paths
+                                                    + pipeline.job("evidence").output_paths)}  # fmt: skip
     assert needed == {job.name for job in pipeline.jobs()}
 
 
@@ -182,7 +226,7 @@ def test_code_inputs_follow_the_imports(pipeline: Pipeline) -> None:
 def test_models_cached_and_tables_not(pipeline: Pipeline) -> None:
     for job in pipeline.jobs():
         for out in job.outputs.values():
-            assert out.cache == (job.stage not in ("report", "flops")), f"{job.name}: {out.path}"
+            assert out.cache == (job.stage not in ("report", "evidence", "flops")), f"{job.name}: {out.path}"
     report = pipeline.job("report")
     assert [o.path for o in report.outputs.values() if o.metric] == ["results/headline"]
     assert {o.path for o in report.outputs.values() if o.plot} == {
@@ -295,8 +339,11 @@ def test_new_setting_variant_and_fraction_need_only_params_yaml(tmp_path: Path, 
     new = {job.name for job in write(after).jobs()} - old
     models = ["ntu120-xset-joint", "ntu120-xset-bone", "ntu60-xsub-joint-p50"]
     assert new == {
-        "split@ntu120-xset", "fuse@ntu120-xset-msg3d", "fuse@ntu120-xset-stf", "finetune_m9@ntu60-xsub-joint",
+        "split@ntu120-xset", "finetune_m9@ntu60-xsub-joint",
+        *(f"fuse@ntu120-xset-{row}" for row in ("msg3d", "stf", "msg3d-ft", "stf-ce", "msg3d-ft-x2")),
         *(f"{stage}@{m}" for m in models for stage in ("train", "finetune_dcg", "finetune_e", "evaluate")),
+        *(f"{stage}@{m}" for m in models[:2]
+          for stage in ("finetune_ft", "finetune_ft_b", "finetune_stf_ce", "evaluate_ft_x2")),
     }  # fmt: skip
 
 
@@ -325,8 +372,8 @@ TARGETS = {
     "models/ntu60-xsub/joint/p10/stf": "evaluate@ntu60-xsub-joint-p10",
     "models/ntu60-xsub/joint/stf-m2": "finetune_m2@ntu60-xsub-joint",
     "models/ntu60-xsub/joint/stf-m4": "finetune_m4@ntu60-xsub-joint",
-    "models/shift/msg3d": "probe_msg3d",
-    "models/shift/stf": "probe_stf",
+    "models/shift/msg3d": "probe_msg3d@shift",
+    "models/shift/stf": "probe_stf@shift",
 }
 
 
@@ -382,8 +429,8 @@ def test_lambda_e_change_reruns_only_e_models_and_their_dependents(tmp_path: Pat
     assert set(status) == {f"finetune_e@ntu60-xsub-{m}" for m in ("joint", "bone", "joint-p10")}
     for entry in status.values():
         assert entry == [{"changed deps": {PARAMS_FILE: {"stf.lambdas.e": "modified"}}}]
-    downstream = dvc_descendants(root, set(status)) - {"report"}  # report is outside the targets
+    downstream = dvc_descendants(root, set(status)) - {"report", "evidence"}  # both outside the targets
     assert downstream == {
         "evaluate@ntu60-xsub-joint", "evaluate@ntu60-xsub-bone", "evaluate@ntu60-xsub-joint-p10",
-        "fuse@ntu60-xsub-stf", "probe_stf",
+        "fuse@ntu60-xsub-stf", "probe_stf@shift",
     }  # fmt: skip

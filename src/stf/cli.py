@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import yaml
+
 from stf.config import DATASETS, SETTINGS, STREAMS, Params, ParamsError, load_params
 
 log = logging.getLogger("stf")
@@ -322,6 +324,22 @@ def cmd_schema(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def cmd_params_set(args: argparse.Namespace) -> None:
+    from stf.config import load_raw_params, with_overrides
+    from stf.io import write_text_atomic
+
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--set {item!r}: expected KEY=VALUE, e.g. stf.lambdas.e=0.05")
+        overrides[key] = value
+    raw = load_raw_params(args.params)
+    new, _ = with_overrides(raw if isinstance(raw, dict) else {}, overrides, args.params)
+    write_text_atomic(Path(args.out), yaml.safe_dump(new, sort_keys=False, allow_unicode=True))
+    log.info("%s: %s with %s", args.out, args.params, ", ".join(f"{k}={v}" for k, v in overrides.items()))
+
+
 def cmd_dvc_yaml(args: argparse.Namespace) -> None:
     p = _params(args)
     from stf.io import write_text_atomic
@@ -579,6 +597,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("schema", cmd_schema, "print (or write) the JSON schema of params.yaml")
     sp.add_argument("--out", help="write here instead of stdout")
+
+    sp = add(
+        "params-set",
+        cmd_params_set,
+        "write a copy of the params file with some keys changed (validated; an unknown key is an error)",
+    )
+    sp.add_argument(
+        "--set", required=True, action="append", metavar="KEY=VALUE",
+        help="dotted key and YAML value, e.g. stf.loss_norm=frobenius; repeat for more keys",
+    )  # fmt: skip
+    sp.add_argument("--out", required=True, help="the new params file (e.g. runs/evidence/params.yaml)")
 
     sp = add(
         "dvc-yaml",

@@ -14,7 +14,9 @@ profile.
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -303,18 +305,41 @@ def parse_params(raw: object, source: Path | str = "<params>") -> Params:
         raise ParamsError(_format_error(path, err)) from None
 
 
-def load_params(path: Path | str) -> Params:
-    """Read and validate `params.yaml`."""
+def load_raw_params(path: Path | str) -> object:
+    """The YAML of a params file, not yet validated."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as err:
         raise ParamsError(f"{path}: cannot read params file: {err.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
-    return parse_params(raw, path)
+
+
+def load_params(path: Path | str) -> Params:
+    """Read and validate `params.yaml`."""
+    return parse_params(load_raw_params(path), path)
+
+
+def with_overrides(raw: dict, overrides: Mapping[str, str], source: Path | str = "<params>") -> tuple[dict, Params]:
+    """A copy of `raw` with each dotted key (`stf.lambdas.e`) set to its value, read as YAML
+    (`0.05`, `frobenius`, `[0, 1, 2]`); the key must exist already (a typo is an error, not a new
+    key). Returns the new mapping and its validated params (ParamsError on either problem)."""
+    out = copy.deepcopy(raw)
+    for key, text in overrides.items():
+        node, parts = out, key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                raise ParamsError(f"{source}: no key {'.'.join(parts[: i + 1])!r} to set (from {key}={text})")
+            if i < len(parts) - 1:
+                node = node[part]
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ParamsError(f"{source}: {key}={text}: the value is not valid YAML: {err}") from None
+    return out, parse_params(out, source)
 
 
 def params_json_schema() -> dict:

@@ -37,13 +37,29 @@ from typing import Any
 import yaml
 
 from stf.config import Params
+from stf.paths import (
+    BASELINE,
+    ENSEMBLE,
+    FT_X2,
+    FT_X2_MEMBERS,
+    PAPER_ROWS,
+    ROWS,
+    control_name,
+    fused_dir,
+    model_dir,
+    model_id,
+    shift_dir,
+    variant_name,
+)
 from stf.sources import TRAINING_CODE, code_files
 
 # The paper's protocol: Tables 4 and 5 and the shift test use NTU-60 x-sub, joint stream; the
 # shift test trains a linear probe on NTU-120 x-sub.
 MAIN_SETTING, MAIN_STREAM = "ntu60-xsub", "joint"
 SHIFT_SETTING = "ntu120-xsub"
-METHODS = ("msg3d", "stf")  # model directory names: the baseline and the STF ensemble
+METHODS = PAPER_ROWS  # model directory names of the paper's rows: the baseline and the STF ensemble
+# where `make evidence` and the report find the one-cell evidence of a run (stf.report.evidence)
+EVIDENCE_DIR = "results/main-cell"
 
 # params keys read by the model spec (stf.stages.runtime.spec_for)
 SPEC_KEYS = ("model", "preprocess.persons", "profiles.{profile}.widths")
@@ -64,6 +80,20 @@ RECIPE_KEYS = (
     "profiles.{profile}.eval_batch_size",
     "profiles.{profile}.threads",
     "profiles.{profile}.grad_probe_batches",
+)
+# params keys the report and the evidence report read: every number they print and their
+# parameter table (stf.report.tables.parameter_table), which names what produced the run
+REPORT_KEYS = (
+    "profile",
+    "profiles.{profile}",
+    "synth",
+    "preprocess.persons",
+    "settings",
+    "split",
+    "train",
+    "stf",
+    "fuse",
+    "report",
 )
 
 
@@ -180,39 +210,55 @@ def stf_command(subcommand: str, **options: str | int | bool | list[str] | tuple
 # --------------------------------------------------------------------------- instances
 
 
-def model_id(setting: str, stream: str, fraction: int = 100) -> str:
-    """`ntu60-xsub/joint`, or `ntu60-xsub/joint/p10` for a Table 4 training subset."""
-    return f"{setting}/{stream}" + ("" if fraction == 100 else f"/p{fraction}")
-
-
-def _model(params: Params, setting: str, stream: str, fraction: int = 100) -> dict[str, str]:
+def _model(params: Params, setting: str, stream: str, fraction: int = 100, seed: int = 0) -> dict[str, str]:
+    """The fields of one model id's jobs: `model` (the id, its path under models/, with the
+    fraction and seed levels of `stf.paths`) and what the commands take."""
     return {
-        "model": model_id(setting, stream, fraction),
+        "model": model_id(setting, stream, fraction, seed),
         "setting": setting,
         "dataset": params.settings[setting].dataset,  # type: ignore[index]
         "stream": stream,
         "fraction": str(fraction),
+        "seed": str(seed),
     }
 
 
 def _instance_sets(params: Params) -> dict[str, tuple[dict[str, str], ...]]:
-    """The job lists of the stages, by name (each a dvc.yaml var)."""
+    """The job lists of the stages, by name (each a dvc.yaml var). Every model-level set has one
+    instance per seed of the profile (params profiles.<profile>.seeds)."""
     settings = list(params.settings)
     for needed, why in ((MAIN_SETTING, "Tables 4 and 5 and the shift test"), (SHIFT_SETTING, "the shift test")):
         if needed not in settings:
             raise PipelineError(f"params settings must include {needed!r} ({why} use it)")
     if MAIN_STREAM not in params.streams:
         raise PipelineError(f"params streams must include {MAIN_STREAM!r} (Tables 4 and 5 use it)")
+    seeds = list(params.sizes.seeds)
     # datasets in the order their settings appear (a dataset is prepared once for all its settings)
     datasets = dict.fromkeys(params.settings[s].dataset for s in settings)  # type: ignore[index]
-    main = [_model(params, s, j) for s in settings for j in params.streams]
-    subsets = [_model(params, MAIN_SETTING, MAIN_STREAM, p) for p in params.split.fractions if p != 100]
+    main = [_model(params, s, j, seed=k) for k in seeds for s in settings for j in params.streams]
+    subsets = [
+        _model(params, MAIN_SETTING, MAIN_STREAM, p, k) for k in seeds for p in params.split.fractions if p != 100
+    ]
+    fusions = [
+        {
+            "fusion": str(fused_dir("", s, row, k)),  # `{setting}[/s{seed}]/{row}`, under results/
+            "joint": str(model_dir("models", s, "joint", row, k)),
+            "bone": str(model_dir("models", s, "bone", row, k)),
+        }
+        for k in seeds
+        for s in settings
+        for row in ROWS
+    ]
+    shifts = [{"shift": str(shift_dir("", "", k)).strip("/"), "main": model_id(MAIN_SETTING, MAIN_STREAM, seed=k),
+               "seed": str(k)} for k in seeds]  # fmt: skip
     return {
         "datasets": tuple({"dataset": d} for d in datasets),
         "splits": tuple({"setting": s, "dataset": params.settings[s].dataset} for s in settings),  # type: ignore[index]
         "models": tuple(main + subsets),
-        "ablation_models": (_model(params, MAIN_SETTING, MAIN_STREAM),),
-        "fusions": tuple({"setting": s, "method": m} for s in settings for m in METHODS),
+        "main_models": tuple(main),
+        "ablation_models": tuple(_model(params, MAIN_SETTING, MAIN_STREAM, seed=k) for k in seeds),
+        "fusions": tuple(fusions),
+        "shifts": tuple(shifts),
     }
 
 
@@ -224,7 +270,6 @@ def _stages(params: Params) -> list[Stage]:
     sets = _instance_sets(params)
     stf = params.stf
     ensemble = list(stf.ensemble)  # the STF models averaged at test (dcg, e)
-    main = model_id(MAIN_SETTING, MAIN_STREAM)
     stages: list[Stage] = []
 
     # ------------------------------------------------------------------ data
@@ -271,7 +316,7 @@ def _stages(params: Params) -> list[Stage]:
         return {"data": interim(f["dataset"]), "split": split_file(f["setting"])}
 
     def train(f: Fields) -> Step:
-        out = f"models/{f['model']}/msg3d"
+        out = f"models/{f['model']}/{BASELINE}"
         return Step(
             cmd=stf_command(
                 "train",
@@ -279,6 +324,7 @@ def _stages(params: Params) -> list[Stage]:
                 stream=f["stream"],
                 **model_data(f),
                 fraction=f["fraction"],
+                seed=f["seed"],
                 out=out,
                 resume=True,
             ),  # fmt: skip
@@ -298,42 +344,41 @@ def _stages(params: Params) -> list[Stage]:
         )
 
     stages.append(
-        Stage("train", "train the MS-G3D baseline of one model id", train, TRAINING_CODE,
-              "logs/train/{model}.log", sets["models"], ("model",), "models")
+        Stage("train", "train the MS-G3D baseline of one model id (setting, stream, fraction, seed)", train,
+              TRAINING_CODE, "logs/train/{model}.log", sets["models"], ("model",), "models")
     )  # fmt: skip
 
-    def finetune(variant: str, losses: list[str]) -> Callable[[Fields], Step]:
+    # Every fine-tuning (an STF variant or a cross-entropy control) has STF's recipe: params
+    # stf.lr for profiles.<profile>.finetune_epochs epochs from the baseline of the same seed.
+    FINETUNE_KEYS = (
+        "settings.{setting}",
+        *SPEC_KEYS,
+        *RECIPE_KEYS,
+        "stf.lr",
+        "profiles.{profile}.finetune_epochs",
+    )
+
+    def finetune(name: str, kind: Mapping[str, str | int], keys: tuple[str, ...]) -> Callable[[Fields], Step]:
+        """`kind`: variant=... (an STF variant) or control=... [member=1] (a control)."""
+
         def build(f: Fields) -> Step:
-            init, out = f"models/{f['model']}/msg3d", f"models/{f['model']}/stf-{variant}"
+            init, out = f"models/{f['model']}/{BASELINE}", f"models/{f['model']}/{name}"
             return Step(
                 cmd=stf_command(
                     "finetune",
                     setting=f["setting"],
                     stream=f["stream"],
                     **model_data(f),
-                    variant=variant,
+                    **kind,
                     init=init,
                     fraction=f["fraction"],
+                    seed=f["seed"],
                     out=out,
                     resume=True,
                 ),  # fmt: skip
                 inputs={**model_data(f), "init": init},
                 outputs={"model": Out(out, directory=True)},
-                params=_keys(
-                    (
-                        "settings.{setting}",
-                        *SPEC_KEYS,
-                        *STF_SPEC_KEYS,
-                        *RECIPE_KEYS,
-                        "stf.lr",
-                        "stf.focus_layer",
-                        "stf.loss_norm",
-                        "profiles.{profile}.finetune_epochs",
-                        f"stf.variants.{variant}",
-                        *(f"stf.lambdas.{loss}" for loss in losses),
-                    ),
-                    f,
-                ),  # fmt: skip
+                params=_keys((*FINETUNE_KEYS, *keys), f),
             )
 
         return build
@@ -341,22 +386,56 @@ def _stages(params: Params) -> list[Stage]:
     # One stage per STF variant, because each reads its own loss weights: after a change of
     # stf.lambdas.e only finetune_e (and what uses its models) reruns. The ensemble's variants
     # are fine-tuned for every model id, the others (Table 5) for the main model only.
+    stf_keys = (*STF_SPEC_KEYS, "stf.focus_layer")
     for variant, losses in stf.variants.items():
         over = "models" if variant in ensemble else "ablation_models"
+        keys = (*stf_keys, "stf.loss_norm", f"stf.variants.{variant}", *(f"stf.lambdas.{x}" for x in losses))
         stages.append(
             Stage(f"finetune_{variant}", f"fine-tune STF with the losses {'+'.join(losses)} from the baseline",
-                  finetune(variant, list(losses)), TRAINING_CODE, f"logs/finetune_{variant}/{{model}}.log",
-                  sets[over], ("model",), over, family="finetune")
+                  finetune(variant_name(variant), {"variant": variant}, keys), TRAINING_CODE,
+                  f"logs/finetune_{variant}/{{model}}.log", sets[over], ("model",), over, family="finetune")
+        )  # fmt: skip
+    # The controls (docs/method.md): MS-G3D+ft (cross-entropy alone, no STF modules; two models
+    # with different shuffle seeds for the x2 ensemble) and STF+ce (the modules, every λ = 0, so
+    # no loss weight or norm is read), for every setting and stream (not the Table 4 subsets).
+    controls = {
+        "ft": ({"control": "ft"}, (), "MS-G3D+ft: fine-tune the baseline with cross-entropy alone, no STF modules"),
+        "ft_b": ({"control": "ft", "member": 1}, (), "the second MS-G3D+ft (another shuffle seed) for MS-G3D+ft x2"),
+        "stf_ce": ({"control": "stf-ce"}, stf_keys, "STF+ce: the STF modules added, fine-tuned with every λ = 0"),
+    }
+    for suffix, (kind, keys, doc) in controls.items():
+        name = control_name(str(kind["control"]), int(kind.get("member", 0)))
+        stages.append(
+            Stage(f"finetune_{suffix}", doc, finetune(name, kind, keys), TRAINING_CODE,
+                  f"logs/finetune_{suffix}/{{model}}.log", sets["main_models"], ("model",), "main_models",
+                  family="finetune")
         )  # fmt: skip
 
-    def probe(models: list[str], out: str) -> Callable[[Fields], Step]:
+    # The shift test: a linear probe of the frozen NTU-60 x-sub joint model(s) on NTU-120 x-sub,
+    # for every row of Table 2 (ensembles probed as ensembles: two heads, averaged).
+    shift_data = {"data": interim(params.settings[SHIFT_SETTING].dataset), "split": split_file(SHIFT_SETTING)}  # type: ignore[index]
+    # the model directories each Table 2 row averages (one for a single model)
+    row_members = {row: [row] for row in ROWS} | {
+        ENSEMBLE: [variant_name(v) for v in ensemble],
+        FT_X2: list(FT_X2_MEMBERS),
+    }
+
+    def probe(row: str) -> Callable[[Fields], Step]:
         def build(f: Fields) -> Step:
-            data = {"data": interim(params.settings[SHIFT_SETTING].dataset), "split": split_file(SHIFT_SETTING)}  # type: ignore[index]
+            models = tuple(f"models/{f['main']}/{m}" for m in row_members[row])
+            out = f"models/{f['shift']}/{row}"
             return Step(
                 cmd=stf_command(
-                    "probe", setting=SHIFT_SETTING, stream="joint", **data, model=models, out=out, resume=True
+                    "probe",
+                    setting=SHIFT_SETTING,
+                    stream="joint",
+                    **shift_data,
+                    model=models,
+                    seed=f["seed"],
+                    out=out,
+                    resume=True,
                 ),  # fmt: skip
-                inputs={**data, "models": tuple(models)},
+                inputs={**shift_data, "models": models},
                 outputs={"model": Out(out, directory=True)},
                 params=_keys(
                     (f"settings.{SHIFT_SETTING}", *RECIPE_KEYS, "stf.probe_lr", "profiles.{profile}.probe_epochs"), f
@@ -365,52 +444,56 @@ def _stages(params: Params) -> list[Stage]:
 
         return build
 
-    stages += [
-        Stage("probe_msg3d", "linear probe of the frozen NTU-60 x-sub joint MS-G3D on NTU-120 x-sub (shift test)",
-              probe([f"models/{main}/msg3d"], "models/shift/msg3d"), TRAINING_CODE, "logs/probe_msg3d.log"),
-        Stage("probe_stf", "linear probe of the frozen NTU-60 x-sub joint STF ensemble on NTU-120 x-sub",
-              probe([f"models/{main}/stf-{v}" for v in ensemble], "models/shift/stf"), TRAINING_CODE,
-              "logs/probe_stf.log"),
-    ]  # fmt: skip
+    for row, label in ROWS.items():
+        stages.append(
+            Stage(f"probe_{row.replace('-', '_')}", f"shift test of {label}: linear probe of the frozen NTU-60 "
+                  "x-sub joint model(s) on NTU-120 x-sub", probe(row), TRAINING_CODE,
+                  f"logs/probe_{row}/{{shift}}.log", sets["shifts"], ("shift",), "shifts", family="probe")
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(f: Fields) -> Step:
-        members = tuple(f"models/{f['model']}/stf-{v}" for v in ensemble)
-        out = f"models/{f['model']}/stf"
-        return Step(
-            cmd=stf_command(
-                "evaluate", setting=f["setting"], stream=f["stream"], **model_data(f), model=members, out=out
-            ),  # fmt: skip
-            inputs={**model_data(f), "models": members},
-            outputs={"model": Out(out, directory=True)},
-            params=_keys(
-                (
-                    "settings.{setting}",
-                    "train.device",
-                    "train.amp",
-                    "profiles.{profile}.eval_batch_size",
-                    "profiles.{profile}.threads",
-                ),
-                f,
-            ),  # fmt: skip
-        )
+    def evaluate(row: str) -> Callable[[Fields], Step]:
+        def build(f: Fields) -> Step:
+            members = tuple(f"models/{f['model']}/{m}" for m in row_members[row])
+            out = f"models/{f['model']}/{row}"
+            return Step(
+                cmd=stf_command(
+                    "evaluate", setting=f["setting"], stream=f["stream"], **model_data(f), model=members, out=out
+                ),  # fmt: skip
+                inputs={**model_data(f), "models": members},
+                outputs={"model": Out(out, directory=True)},
+                params=_keys(
+                    (
+                        "settings.{setting}",
+                        "train.device",
+                        "train.amp",
+                        "profiles.{profile}.eval_batch_size",
+                        "profiles.{profile}.threads",
+                    ),
+                    f,
+                ),  # fmt: skip
+            )
+
+        return build
 
     def fuse(f: Fields) -> Step:
-        joint, bone = f"models/{f['setting']}/joint/{f['method']}", f"models/{f['setting']}/bone/{f['method']}"
-        out = f"results/{f['setting']}/{f['method']}"
+        out = f"results/{f['fusion']}"
         return Step(
-            cmd=stf_command("fuse", joint=joint, bone=bone, out=out),
-            inputs={"joint": joint, "bone": bone},
+            cmd=stf_command("fuse", joint=f["joint"], bone=f["bone"], out=out),
+            inputs={"joint": f["joint"], "bone": f["bone"]},
             outputs={"fused": Out(out, directory=True)},
             params=("fuse",),
         )
 
     stages += [
-        Stage("evaluate", "softmax average of the ensemble's STF models (params stf.ensemble) on the test part",
-              evaluate, ("stf.stages.evaluate",), "logs/evaluate/{model}.log", sets["models"], ("model",), "models"),
-        Stage("fuse", "J+B: weighted mean of the joint and bone softmax probabilities of one method",
-              fuse, ("stf.stages.fuse",), "logs/fuse/{setting}/{method}.log", sets["fusions"],
-              ("setting", "method"), "fusions"),
+        Stage("evaluate", "STF: softmax average of the ensemble's STF models (params stf.ensemble) on the test part",
+              evaluate(ENSEMBLE), ("stf.stages.evaluate",), "logs/evaluate/{model}.log", sets["models"], ("model",),
+              "models", family="evaluate"),
+        Stage("evaluate_ft_x2", "MS-G3D+ft x2: softmax average of the two MS-G3D+ft models on the test part",
+              evaluate(FT_X2), ("stf.stages.evaluate",), "logs/evaluate_ft_x2/{model}.log", sets["main_models"],
+              ("model",), "main_models", family="evaluate"),
+        Stage("fuse", "J+B: weighted mean of the joint and bone softmax probabilities of one row and seed",
+              fuse, ("stf.stages.fuse",), "logs/fuse/{fusion}.log", sets["fusions"], ("fusion",), "fusions"),
     ]  # fmt: skip
 
     # ------------------------------------------------------------------ report
@@ -423,17 +506,21 @@ def _stages(params: Params) -> list[Stage]:
         )
 
     figure_setting = params.report.per_class_setting
-    streams = list(params.streams)
-    main_models = [model_id(s, j) for s in params.settings for j in streams]
-    subsets = [model_id(MAIN_SETTING, MAIN_STREAM, p) for p in params.split.fractions if p != 100]
+    seeds = list(params.sizes.seeds)
+    main_ids = [model_id(s, j, seed=k) for k in seeds for s in params.settings for j in params.streams]
+    subset_ids = [model_id(MAIN_SETTING, MAIN_STREAM, p, k) for k in seeds for p in params.split.fractions if p != 100]
     ablation = [v for v in stf.variants if v not in ensemble]  # Table 5: m2, m3, m4
     report_inputs = {
-        "models": tuple(f"models/{m}/{method}" for m in main_models for method in METHODS),
-        "fused": tuple(f"results/{s}/{method}" for s in params.settings for method in METHODS),
-        "subsets": tuple(f"models/{m}/{method}" for m in subsets for method in METHODS),
-        "ablation": tuple(f"models/{main}/stf-{v}" for v in ablation),
-        "members": tuple(f"models/{figure_setting}/{MAIN_STREAM}/stf-{v}" for v in ensemble),
-        "shift": tuple(f"models/shift/{method}" for method in METHODS),
+        "models": tuple(f"models/{m}/{row}" for m in main_ids for row in ROWS),
+        "fused": tuple(str(fused_dir("results", s, row, k)) for k in seeds for s in params.settings for row in ROWS),
+        "subsets": tuple(f"models/{m}/{method}" for m in subset_ids for method in METHODS),
+        "ablation": tuple(
+            str(model_dir("models", MAIN_SETTING, MAIN_STREAM, variant_name(v), k)) for k in seeds for v in ablation
+        ),  # fmt: skip
+        "members": tuple(
+            str(model_dir("models", figure_setting, MAIN_STREAM, variant_name(v), k)) for k in seeds for v in ensemble
+        ),  # fmt: skip
+        "shift": tuple(str(shift_dir("models", row, k)) for k in seeds for row in ROWS),
         "flops": "results/flops.json",
         "data": interim(params.settings[figure_setting].dataset),  # type: ignore[index]
         "split": split_file(figure_setting),
@@ -455,6 +542,9 @@ def _stages(params: Params) -> list[Stage]:
                 "table5": table("table5.csv"),
                 "shift": table("shift.csv"),
                 "flops": table("flops.csv"),
+                "controls": table("table2_controls.csv"),
+                "comparisons": table("comparisons.csv"),
+                "parameters": table("parameters.csv"),
                 "summary": table("metrics.json"),
                 "headline": table("headline", directory=True, metric=True),
                 "per_class": table(
@@ -470,28 +560,45 @@ def _stages(params: Params) -> list[Stage]:
                     "plots/fractions.csv",
                     plot={"x": "fraction", "y": list(METHODS), "title": "Top-1 (%) vs training fraction"},
                 ),
+                "loss_terms": table("plots/loss_terms.csv"),
                 "figures": table("figures", directory=True),
             },
-            params=_keys(
-                (
-                    "profile",
-                    "profiles.{profile}.source",
-                    "settings",
-                    "split.fractions",
-                    "stf.ensemble",
-                    "stf.lr_grid",
-                    "stf.variants",
-                    "report",
-                ),
-                f,
+            params=_keys(REPORT_KEYS, f),
+        )
+
+    # The one-cell evidence of this run (NTU-60 x-sub joint: baseline, STF, the controls, every
+    # seed, paired tests); `make evidence` runs it on the evidence profile (docs/pipeline.md).
+    evidence_inputs = {
+        "models": tuple(
+            str(model_dir("models", MAIN_SETTING, MAIN_STREAM, name, k))
+            for k in seeds
+            for name in (*ROWS, *(variant_name(v) for v in ensemble))
+        ),  # fmt: skip
+        "split": split_file(MAIN_SETTING),
+    }
+
+    def evidence(f: Fields) -> Step:
+        return Step(
+            cmd=stf_command(
+                "evidence-report",
+                models="models",
+                split=split_file(MAIN_SETTING),
+                setting=MAIN_SETTING,
+                stream=MAIN_STREAM,
+                out=EVIDENCE_DIR,
             ),  # fmt: skip
+            inputs=evidence_inputs,
+            outputs={"evidence": Out(EVIDENCE_DIR, directory=True, cache=False)},
+            params=_keys(REPORT_KEYS, f),
         )
 
     stages += [
         Stage("flops", "parameters and FLOPs of MS-G3D and STF at full width, NTU input (T = 300, M = 2, C = 4)",
               flops, ("stf.stages.flops",), "logs/flops.log"),
-        Stage("report", "Tables 2-5, the shift test and FLOPs beside the paper's numbers, figures, report.md",
-              report, ("stf.report.build",), "logs/report.log"),
+        Stage("report", "Tables 2-5 and the controls, the shift test and FLOPs beside the paper's numbers, "
+              "paired tests, figures, report.md", report, ("stf.report.build",), "logs/report.log"),
+        Stage("evidence", "the main cell's evidence: every row and seed of NTU-60 x-sub joint, paired tests, "
+              "loss terms, confusable pairs", evidence, ("stf.report.evidence",), "logs/evidence.log"),
     ]  # fmt: skip
     return stages
 

@@ -1,28 +1,33 @@
-# Test scores of the STF ensembles, and joint+bone fusion of every method.
+# Test scores of the ensembles (STF, MS-G3D+ft x2), and joint+bone fusion of every row and seed.
 
 
-rule evaluate:
-    """Softmax-average the ensemble's STF models (params stf.ensemble) on the test part."""
-    input:
-        unpack(job_inputs("evaluate")),
-    output:
-        **PIPELINE.outputs("evaluate", directory),
-    log:
-        PIPELINE.log("evaluate"),
-    params:
-        cmd=job_command("evaluate"),
-        tracked=job_params("evaluate"),
-    wildcard_constraints:
-        **PIPELINE.wildcard_constraints("evaluate"),
-    threads: THREADS
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=60,
-    conda:
-        "../envs/stf.yaml"
-    shell:
-        "{params.cmd} 2> {log}"
+# evaluate: STF, the softmax average of the params stf.ensemble models; evaluate_ft_x2: the
+# MS-G3D+ft x2 control, the same average of the two MS-G3D+ft models.
+for stage in PIPELINE.family("evaluate"):
+
+    rule:
+        name:
+            stage
+        input:
+            unpack(job_inputs(stage)),
+        output:
+            **PIPELINE.outputs(stage, directory),
+        log:
+            PIPELINE.log(stage),
+        params:
+            cmd=job_command(stage),
+            tracked=job_params(stage),
+        wildcard_constraints:
+            **PIPELINE.wildcard_constraints(stage),
+        threads: THREADS
+        resources:
+            gpu=1,
+            mem_mb=16000,
+            runtime=60,
+        conda:
+            "../envs/stf.yaml"
+        shell:
+            "{params.cmd} 2> {log}"
 
 
 rule fuse:

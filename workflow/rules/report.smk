@@ -34,3 +34,21 @@ rule report:
         "../envs/stf.yaml"
     shell:
         "{params.cmd} 2> {log}"
+
+
+rule evidence:
+    """The main cell's evidence (NTU-60 x-sub joint: every row and seed, paired tests, loss
+    terms, confusable pairs): results/main-cell/ (`make evidence` runs it on the evidence profile)."""
+    input:
+        unpack(job_inputs("evidence")),
+    output:
+        **PIPELINE.outputs("evidence", directory),
+    log:
+        PIPELINE.log("evidence"),
+    params:
+        cmd=job_command("evidence"),
+        tracked=job_params("evidence"),
+    conda:
+        "../envs/stf.yaml"
+    shell:
+        "{params.cmd} 2> {log}"

@@ -35,7 +35,7 @@ rule train:
 
 # One rule per STF variant (finetune_dcg, finetune_e, finetune_m2, ...), because each reads its
 # own loss weights: after a change of stf.lambdas.e only finetune_e (and what uses its models)
-# reruns.
+# reruns; and one per control (finetune_ft, finetune_ft_b, finetune_stf_ce).
 for stage in PIPELINE.family("finetune"):
 
     rule:
@@ -63,36 +63,30 @@ for stage in PIPELINE.family("finetune"):
             "{params.cmd} 2> {log}"
 
 
-rule probe_msg3d:
-    """Linear probe of the frozen NTU-60 x-sub joint MS-G3D on NTU-120 x-sub (the shift test)."""
-    input:
-        unpack(job_inputs("probe_msg3d")),
-    output:
-        **PIPELINE.outputs("probe_msg3d", directory),
-    log:
-        PIPELINE.log("probe_msg3d"),
-    params:
-        cmd=job_command("probe_msg3d"),
-        tracked=job_params("probe_msg3d"),
-    threads: THREADS
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=240,
-    conda:
-        "../envs/stf.yaml"
-    shell:
-        "{params.cmd} 2> {log}"
+# One rule per row of Table 2 (probe_msg3d, probe_stf, probe_msg3d_ft, probe_stf_ce,
+# probe_msg3d_ft_x2): the linear probe of the shift test, an ensemble probed as an ensemble.
+for stage in PIPELINE.family("probe"):
 
-
-use rule probe_msg3d as probe_stf with:
-    """The same probe of the frozen STF ensemble (params stf.ensemble)."""
-    input:
-        unpack(job_inputs("probe_stf")),
-    output:
-        **PIPELINE.outputs("probe_stf", directory),
-    log:
-        PIPELINE.log("probe_stf"),
-    params:
-        cmd=job_command("probe_stf"),
-        tracked=job_params("probe_stf"),
+    rule:
+        name:
+            stage
+        input:
+            unpack(job_inputs(stage)),
+        output:
+            **PIPELINE.outputs(stage, directory),
+        log:
+            PIPELINE.log(stage),
+        params:
+            cmd=job_command(stage),
+            tracked=job_params(stage),
+        wildcard_constraints:
+            **PIPELINE.wildcard_constraints(stage),
+        threads: THREADS
+        resources:
+            gpu=1,
+            mem_mb=32000,
+            runtime=240,
+        conda:
+            "../envs/stf.yaml"
+        shell:
+            "{params.cmd} 2> {log}"

@@ -580,7 +580,9 @@ def trivial_top5_note(num_classes: Mapping[str, int], top5: Mapping[str, Sequenc
     """A sentence for cells whose top-5 cannot separate the methods, else "": trivial by
     construction (5 classes or fewer), or saturated (every row at 100 % in `top5[cell]`)."""
     trivial = [name for name, k in num_classes.items() if k <= 5]
-    saturated = [name for name, values in (top5 or {}).items() if name not in trivial and all(v >= 100.0 for v in values)]
+    saturated = [
+        name for name, values in (top5 or {}).items() if name not in trivial and all(v >= 100.0 for v in values)
+    ]
     notes = []
     if trivial:
         notes.append(
