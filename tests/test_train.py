@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, TINY_SPEC as TINY
+from conftest import REPO, ArrayPart, TINY_SPEC as TINY, write_interim
 from stf import checkpoint, engine
 from stf.config import Params, SettingSpec, SplitConfig, load_params
 from stf.distributed import DistContext
@@ -22,13 +22,13 @@ from stf.train import InitModelError, finetune, linear_probe, train_baseline
 
 
 
-def tiny_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def tiny_data(n: int, seed: int) -> ArrayPart:
     """x (n, 2, 8, 5, 2): noise plus a class-specific joint that moves; y (n,) in {0, 1, 2}."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
     x = rng.normal(0, 0.3, size=(n, 2, 8, 5, 2)).astype(np.float32)
     x[np.arange(n), 0, :, y + 1, 0] += np.sin(np.arange(8) / 2.0)[None, :]
-    return x, y.astype(np.int64)
+    return ArrayPart(x, y)
 
 
 def tiny_fit(workdir: Path, epochs: int = 3, resume: bool = False, hook=None, objective_cls=CrossEntropyObjective,
@@ -152,7 +152,6 @@ def micro_params(**sizes) -> Params:
 
 def write_ntu_files(root: Path, per_class: int = 16, classes: int = 3, frames: int = 16) -> tuple[Path, Path]:
     """An interim parquet of NTU-shaped samples (class c moves joint 4c) + its x-sub split."""
-    from stf.data.preprocess import InterimWriter
     from stf.data.splits import make_split_file
 
     rng = np.random.default_rng(0)
@@ -169,9 +168,7 @@ def write_ntu_files(root: Path, per_class: int = 16, classes: int = 3, frames: i
     rows = [{"sample_id": s, "label": c, "setup": 1, "camera": 1, "performer": int(s[9:12]),
              "replication": int(s[13:16]), "part": "", "n_frames": frames, "n_persons": 1}
             for s, c in zip(ids, labels, strict=True)]  # fmt: skip
-    interim = root / "ntu60.parquet"
-    with InterimWriter(interim, info) as w:
-        w.write(rows, x)
+    interim = write_interim(root / "ntu60.parquet", info, rows, x)
     split = root / "ntu60-xsub.parquet"
     make_split_file(interim, SettingSpec(dataset="ntu60", benchmark="xsub"), SplitConfig(fractions=[50, 100]), split)
     return interim, split
@@ -204,11 +201,11 @@ def test_baseline_writes_a_complete_model_directory(baseline: dict) -> None:
     model, payload = load_model(out)
     assert payload["meta"]["variant"] == "msg3d" and payload["meta"]["setting"] == "ntu60-xsub"
     scores = read_scores(out)
-    from stf.data.dataset import load_arrays
+    from stf.data.dataset import load_part
 
-    test = load_arrays(baseline["data"], baseline["split"], "test", "joint")
+    test = load_part(baseline["data"], baseline["split"], "test", "joint")
     assert list(scores["sample_id"]) == list(test.ids)
-    np.testing.assert_allclose(predict_logits(model, test.x, 32), score_matrix(scores, "logits"), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(predict_logits(model, test, 32), score_matrix(scores, "logits"), rtol=1e-4, atol=1e-5)
     # resume state and dvclive logs live beside the output, never inside it
     work = out.with_name("msg3d.work")
     assert (work / "last.pt").is_file() and (work / "dvclive" / "metrics.json").is_file()

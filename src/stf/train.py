@@ -56,7 +56,7 @@ def _train_model(
     workdir = Path(workdir) if workdir is not None else default_workdir(out_dir)
     with dvclive_logger(workdir, ctx, resume) as log_row:
         result = fit(
-            objective_for(model), (train.x, train.y), (test.x, test.y), recipe, ctx,
+            objective_for(model), train, test, recipe, ctx,
             workdir, fp, resume=resume, on_epoch_end=on_epoch_end, log_row=log_row,
         )  # fmt: skip
     metrics: dict = {}
@@ -117,7 +117,7 @@ def train_baseline(
         train = load_part(data, split, "train", stream, fraction)
         test = load_part(data, split, "test", stream)
         torch.manual_seed(params.train.seed)
-        model = MSG3D(spec_for(params, dataset, int(train.num_class), in_channels=train.x.shape[1]))
+        model = MSG3D(spec_for(params, dataset, int(train.num_class), in_channels=train.shape[0]))
         epochs = params.sizes.epochs[dataset]
         steps = tuple(params.sizes.lr_steps[dataset])
         recipe = recipe_from(params, epochs=epochs, lr=params.train.lr[dataset], milestones=steps)
@@ -195,7 +195,7 @@ def finetune(
         train = load_part(data, split, "train", stream, fraction)
         test = load_part(data, split, "test", stream)
         torch.manual_seed(params.train.seed)
-        model = load_init(params, Path(init), dataset, int(train.num_class), train.x.shape[1])
+        model = load_init(params, Path(init), dataset, int(train.num_class), train.shape[0])
         epochs = params.sizes.finetune_epochs
         recipe = recipe_from(params, epochs=epochs, lr=params.stf.lr, milestones=())
         fp = run_fingerprint(
