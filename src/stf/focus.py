@@ -21,9 +21,9 @@ ReLU, min-max) with autocast off, in float32 when the feature maps are float16/b
 (`wide`). The
 gradients `grad_cam` needs come from the network's backward, which runs in the forward's
 dtype; under float16 the raw ∂p_y/∂X are mostly below float16's smallest normal, so
-`class_score(..., scaled=True)` multiplies each sample's term by a detached positive factor
-that brings them to order one. Min-max removes any positive per-sample factor, so Q is
-unchanged (in float32 the scaled and plain scores give the same Q up to rounding).
+`class_score(..., scaled=True)` multiplies the score by a detached positive factor that
+brings them to order one. Min-max removes a positive factor, so Q is unchanged (in float32
+the scaled and plain scores give the same Q up to rounding).
 """
 
 from __future__ import annotations
@@ -125,19 +125,21 @@ def cam(last: Tensor, fc_weight: Tensor, logits: Tensor, classes: Tensor, person
 def class_score(logits: Tensor, classes: Tensor, positions: int = 1, scaled: bool = False) -> Tensor:
     """Σ_n p_{n, classes[n]}, the scalar whose Grad-CAM is Q (eq. 2); logits (N, K), classes (N,).
 
-    scaled: multiply sample n's term by the detached factor positions / max(p(1 − p), 1e-6),
-    with p = p_{n, classes[n]} and `positions` = M·T3·V of the last block (its mean pooling
-    divides every gradient by that). Then ∂/∂logits has entries in [−1, 1] (the class's own
-    entry 1) instead of p(1 − p) ≈ 1e-2..1e-8, and the gradients at the feature maps are of
-    order one: what float16 autocast needs. Q is unchanged (min-max, see the module notes).
+    scaled: multiply the sum by the detached factor positions / max_n p_n(1 − p_n) (p_n the
+    class probability, `positions` = M·T3·V of the last block, whose mean pooling divides every
+    gradient by that). ∂p_n/∂logits is p_n(1 − p_n)-sized, so the gradients at the feature
+    maps become of order one for the least confident sample (never larger: no overflow) and
+    lose their 1/(M·T3·V): what float16 autocast needs to keep them above its smallest
+    normal. One factor for the whole batch, so Q is exactly the same function as unscaled
+    even though BatchNorm couples the samples in train mode (min-max removes the factor).
     """
     _check(logits.dim() == 2 and tuple(classes.shape) == (logits.shape[0],),
            f"class_score: expected logits (N, K) and classes (N,), got {tuple(logits.shape)}, {tuple(classes.shape)}")
     p = wide(logits).softmax(dim=1).gather(1, classes.view(-1, 1)).squeeze(1)  # (N,)
     if not scaled:
         return p.sum()
-    factor = positions / (p * (1 - p)).detach().clamp_min(SCALE_FLOOR)  # (N,), positive
-    return (factor * p).sum()
+    spread = (p * (1 - p)).detach().amax().clamp_min(SCALE_FLOOR)  # largest ∂p/∂logit scale in the batch
+    return p.sum() * (positions / spread)
 
 
 def grad_cam(score: Tensor, feature_maps: list[Tensor], persons: int, create_graph: bool = True) -> list[Tensor]:
