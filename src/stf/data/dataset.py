@@ -44,27 +44,32 @@ def bone_features(
 ) -> np.ndarray | torch.Tensor:
     """Joint tensor (N, C, T, V, M) -> bone tensor of the same shape and type.
 
-    For each bone pair (v1, v2) of `layout.bone_pairs`, the coordinate channels of joint v1
-    become joint[v1] - joint[v2] (the root's self-pair gives 0). The channels after
-    `coord_channels` (NTU visibility, Kinetics confidence) become min(value[v1], value[v2]),
-    and the bone's coordinates are zeroed where that minimum is 0 (a bone needs both ends).
-    `coord_channels` defaults to the layout's dimension (3 NTU, 2 OpenPose); joints that are
-    not the first element of any pair become 0.
+    For each bone pair (v1, v2) of `layout.bone_pairs` (every joint is the v1 of exactly one
+    pair), the coordinate channels of joint v1 become joint[v1] - joint[v2] (the root's
+    self-pair gives 0). The channels after `coord_channels` (NTU visibility, Kinetics
+    confidence) become min(value[v1], value[v2]), and the bone's coordinates are zeroed where
+    that minimum is 0 (a bone needs both ends). `coord_channels` defaults to the layout's
+    dimension (3 NTU, 2 OpenPose). Any T works, e.g. T = 1 for a stack of single frames.
     """
     cc = _coord_channels(layout) if coord_channels is None else coord_channels
-    if x.ndim != 5 or not 0 < cc <= x.shape[1]:
-        raise ValueError(f"bone_features needs (N, C>={cc}, T, V, M), got shape {tuple(x.shape)}")
-    v1 = [a for a, _ in layout.bone_pairs]
-    v2 = [b for _, b in layout.bone_pairs]
-    is_torch = isinstance(x, torch.Tensor)
-    out = torch.zeros_like(x) if is_torch else np.zeros_like(x)
-    out[:, :cc, :, v1] = x[:, :cc, :, v1] - x[:, :cc, :, v2]
+    if x.ndim != 5 or not 0 < cc <= x.shape[1] or x.shape[3] != layout.num_joints:
+        raise ValueError(
+            f"bone_features needs (N, C>={cc}, T, V={layout.num_joints}, M), got shape {tuple(x.shape)}"
+        )
+    parents = layout.bone_parents  # (V,): v2 of each joint's pair
+    if isinstance(x, torch.Tensor):
+        xp = x.index_select(3, torch.from_numpy(parents).to(x.device))  # (N, C, T, V, M): x at v2
+        out = torch.empty_like(x)
+        minimum = torch.minimum
+    else:
+        xp = np.take(x, parents, axis=3)  # (N, C, T, V, M): x at v2
+        out = np.empty_like(x)
+        minimum = np.minimum
+    out[:, :cc] = x[:, :cc] - xp[:, :cc]
     if x.shape[1] > cc:
-        minimum = torch.minimum if is_torch else np.minimum
-        lo = minimum(x[:, cc:, :, v1], x[:, cc:, :, v2])  # (N, C - cc, T, |pairs|, M)
-        out[:, cc:, :, v1] = lo
-        both = lo[:, :1] > 0  # (N, 1, T, |pairs|, M)
-        out[:, :cc, :, v1] = out[:, :cc, :, v1] * both
+        lo = minimum(x[:, cc:], xp[:, cc:])  # (N, C - cc, T, V, M)
+        out[:, cc:] = lo
+        out[:, :cc] *= lo[:, :1] > 0  # (N, 1, T, V, M): both ends present
     return out
 
 

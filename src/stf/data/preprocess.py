@@ -180,12 +180,12 @@ class Interim:
     info: dict = field(default_factory=dict)
 
 
-def _open_interim(path: Path) -> tuple[pq.ParquetFile, dict]:
+def _open_interim(path: Path, pre_buffer: bool = True) -> tuple[pq.ParquetFile, dict]:
     path = Path(path)
     if not path.is_file():
         raise InterimFormatError(f"{path}: preprocessed parquet not found")
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=pre_buffer)
     except (OSError, pa.ArrowInvalid) as err:
         raise InterimFormatError(f"{path}: not a readable parquet file: {err}") from None
     schema = pf.schema_arrow
@@ -230,12 +230,13 @@ def read_interim_meta(path: Path) -> tuple[pd.DataFrame, dict]:
 class InterimReader:
     """Random access to the stored frames of an interim parquet, a batch of rows at a time.
 
-    `frames(rows, n_frames)` reads each row group that holds a requested row once (one
-    `read_row_groups` call), views its binary column as (frames, C, V, M) without copying,
-    and concatenates only the requested samples' frames, in request order:
-    -> (sum(n_frames), C, V, M) array of the storage dtype. `n_frames` (from the metadata)
-    is checked against the stored byte lengths. Opens the file lazily and again in a new
-    process (after a DataLoader worker forks), so an instance can be pickled or copied.
+    `frames(rows, n_frames)` reads each row group that holds a requested row once (the `data`
+    column only), views its binary values without copying, and copies just the requested
+    samples' frames into one array, in request order: -> (sum(n_frames), C, V, M) of the
+    storage dtype. `n_frames` (from the metadata) is checked against the stored byte lengths.
+    The file is read with plain reads (no memory map, so the page cache never counts as this
+    process's memory) and opened lazily, again in a new process (after a DataLoader worker
+    forks), so an instance can be pickled or copied.
     """
 
     def __init__(self, path: Path, info: dict) -> None:
@@ -252,7 +253,9 @@ class InterimReader:
 
     def _file(self) -> pq.ParquetFile:
         if self._pf is None or self._pid != os.getpid():
-            self._pf, _ = _open_interim(self.path)
+            # measured: with scattered small row groups, no pre-buffering and one call per group
+            # read 2x faster than read_row_groups (benchmarks/bench_scale.py)
+            self._pf, _ = _open_interim(self.path, pre_buffer=False)
             md = self._pf.metadata
             sizes = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
             self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])  # (G + 1,) first row of each group
@@ -266,23 +269,26 @@ class InterimReader:
         if rows.size and (rows.min() < 0 or rows.max() >= self._starts[-1]):
             raise InterimFormatError(f"{self.path}: row index out of range 0..{self._starts[-1] - 1}")
         group = np.searchsorted(self._starts, rows, side="right") - 1  # (B,) row group of each row
-        wanted = np.unique(group)  # ascending, as read_row_groups returns them
-        table = pf.read_row_groups(wanted.tolist(), columns=["data"], use_threads=False)
-        first = np.cumsum(np.diff(self._starts)[wanted]) - np.diff(self._starts)[wanted]  # table row of each group
-        table_row = first[np.searchsorted(wanted, group)] + rows - self._starts[group]  # (B,)
-        picked = table.column("data").take(pa.array(table_row)).combine_chunks()  # one copy, request order
-        offsets = np.frombuffer(picked.buffers()[1], dtype=np.int32)[picked.offset : picked.offset + len(picked) + 1]
-        stored = np.diff(offsets.astype(np.int64))  # (B,) bytes of each sample
-        bad = np.flatnonzero(stored != n_frames * self.frame_bytes)
-        if bad.size:
-            b = int(bad[0])
-            raise InterimFormatError(
-                f"{self.path}: row {rows[b]} holds {stored[b]} bytes, n_frames {n_frames[b]} needs "
-                f"{n_frames[b] * self.frame_bytes}"
-            )
-        blob = np.frombuffer(picked.buffers()[2], dtype=self.dtype, count=int(stored.sum()) // self.dtype.itemsize,
-                             offset=int(offsets[0]))  # fmt: skip
-        return blob.reshape(-1, *self.frame)  # (sum(n_frames), C, V, M), a view of the taken buffer
+        nbytes = n_frames * self.frame_bytes  # (B,) bytes each sample should hold
+        dest = np.cumsum(nbytes) - nbytes  # (B,) where each sample goes in the output
+        out = np.empty((int(n_frames.sum()), *self.frame), dtype=self.dtype)  # (F, C, V, M)
+        flat = out.reshape(-1).view(np.uint8)
+        order = np.argsort(group, kind="stable")  # requested samples grouped by row group
+        cuts = np.flatnonzero(np.diff(group[order])) + 1
+        for members in np.split(order, cuts):
+            g = int(group[members[0]])
+            col = pf.read_row_group(g, columns=["data"], use_threads=False).column(0)
+            chunk = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+            values = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)  # the group's bytes, no copy
+            for b, r in zip(members.tolist(), (rows[members] - self._starts[g]).tolist(), strict=True):
+                lo, hi = int(offsets[r]), int(offsets[r + 1])
+                if hi - lo != nbytes[b]:
+                    raise InterimFormatError(
+                        f"{self.path}: row {rows[b]} holds {hi - lo} bytes, n_frames {n_frames[b]} needs {nbytes[b]}"
+                    )
+                flat[dest[b] : dest[b] + hi - lo] = values[lo:hi]
+        return out
 
 
 def read_interim(path: Path, rows: np.ndarray | None = None) -> Interim:
