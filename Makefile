@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 
-.PHONY: run test bench lint clean-venv
+.PHONY: run test bench lint clean-venv dvc.yaml
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,13 +13,13 @@ $(BIN)/python:
 # torch first and pinned: an unpinned or ranged request would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,export]'
 	touch $(STAMP)
 
 # Snakemake runs the jobs; `dvc commit` then records their outputs so that `dvc status` and a
 # second `snakemake -n` both have nothing to do (--no-relink: relinking from DVC's cache
 # rewrites the files, and Snakemake would then see newer inputs).
-run: $(STAMP)
+run: $(STAMP) dvc.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default \
 		--cores $$(nproc) --rerun-incomplete results/report.md
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc commit -f -q --no-relink
@@ -30,7 +30,15 @@ test: $(STAMP)
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run_all.py
 
+# dvc.yaml is generated from the pipeline description (src/stf/pipeline.py) and params.yaml;
+# always remade (it takes a second), since any source file's imports may change its deps.
+dvc.yaml: $(STAMP)
+	$(BIN)/stf dvc-yaml --params params.yaml --out dvc.yaml
+
+# ruff (lint + format check, settings in pyproject.toml) on the whole tree, then Snakemake's linter.
 lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
 
 clean-venv:

@@ -1,6 +1,11 @@
 # stf: raw skeleton files -> parquet -> MS-G3D and STF models -> results/report.md.
 # `snakemake --cores N` builds everything; params.yaml is the only configuration.
-# dvc.yaml holds the same stages (tests/test_workflow.py checks that they agree).
+# The rules read the pipeline description in src/stf/pipeline.py, from which
+# `stf dvc-yaml` also writes dvc.yaml (docs/pipeline.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
 
 configfile: "params.yaml"
 

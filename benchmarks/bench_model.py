@@ -41,9 +41,30 @@ REPO = Path(__file__).resolve().parents[1]
 NTU_EDGES = tuple(
     (a - 1, b - 1)
     for a, b in [
-        (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9), (11, 10), (12, 11),
-        (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18), (20, 19), (22, 23), (23, 8),
-        (24, 25), (25, 12),
+        (1, 2),
+        (2, 21),
+        (3, 21),
+        (4, 3),
+        (5, 21),
+        (6, 5),
+        (7, 6),
+        (8, 7),
+        (9, 21),
+        (10, 9),
+        (11, 10),
+        (12, 11),
+        (13, 1),
+        (14, 13),
+        (15, 14),
+        (16, 15),
+        (17, 1),
+        (18, 17),
+        (19, 18),
+        (20, 19),
+        (22, 23),
+        (23, 8),
+        (24, 25),
+        (25, 12),
     ]
 )
 
@@ -96,22 +117,25 @@ class RefMSTCN(nn.Module):
         self.branches = nn.ModuleList(
             [
                 nn.Sequential(
-                    nn.Conv2d(c_in, bc, 1), nn.BatchNorm2d(bc), nn.ReLU(inplace=True),
+                    nn.Conv2d(c_in, bc, 1),
+                    nn.BatchNorm2d(bc),
+                    nn.ReLU(inplace=True),
                     RefTemporalConv(bc, bc, 3, stride, d),
                 )
                 for d in (1, 2, 3, 4)
             ]
             + [
                 nn.Sequential(
-                    nn.Conv2d(c_in, bc, 1), nn.BatchNorm2d(bc), nn.ReLU(inplace=True),
-                    nn.MaxPool2d((3, 1), (stride, 1), (1, 0)), nn.BatchNorm2d(bc),
+                    nn.Conv2d(c_in, bc, 1),
+                    nn.BatchNorm2d(bc),
+                    nn.ReLU(inplace=True),
+                    nn.MaxPool2d((3, 1), (stride, 1), (1, 0)),
+                    nn.BatchNorm2d(bc),
                 ),
                 nn.Sequential(nn.Conv2d(c_in, bc, 1, stride=(stride, 1)), nn.BatchNorm2d(bc)),
             ]
         )
-        self.residual = (
-            (lambda x: x) if (c_in == c_out and stride == 1) else RefTemporalConv(c_in, c_out, 1, stride)
-        )
+        self.residual = (lambda x: x) if (c_in == c_out and stride == 1) else RefTemporalConv(c_in, c_out, 1, stride)
         self.relu = relu
 
     def forward(self, x: Tensor) -> Tensor:
@@ -203,8 +227,12 @@ def copy_reference_weights(ref: ReferenceMSG3D, ours: MSG3D) -> None:
     pairs: list[tuple[nn.Module, nn.Module]] = [(ref.data_bn, ours.data_bn), (ref.fc, ours.fc)]
     for i, block in enumerate(ours.blocks, start=1):
         sg = getattr(ref, f"sgcn{i}")
-        pairs += [(sg[0], block.msgcn), (sg[1:], block.sgcn_tcn), (getattr(ref, f"gcn3d{i}"), block.gcn3d),
-                  (getattr(ref, f"tcn{i}"), block.tcn)]
+        pairs += [
+            (sg[0], block.msgcn),
+            (sg[1:], block.sgcn_tcn),
+            (getattr(ref, f"gcn3d{i}"), block.gcn3d),
+            (getattr(ref, f"tcn{i}"), block.tcn),
+        ]
     with torch.no_grad():
         for r, o in pairs:
             rv = [v for k, v in r.state_dict().items() if "A_powers" not in k and "A_scales" not in k]
@@ -251,8 +279,10 @@ def time_training(models: dict[str, nn.Module], n: int, t: int, m: int, steps: i
             t0 = time.perf_counter()
             _train_step(mod, opts[k], x, y)
             seconds[k].append(time.perf_counter() - t0)
-    out = {k: {"samples_per_s": n / float(np.median(s)), "step_s_median": float(np.median(s)), "steps": steps}
-           for k, s in seconds.items()}
+    out = {
+        k: {"samples_per_s": n / float(np.median(s)), "step_s_median": float(np.median(s)), "steps": steps}
+        for k, s in seconds.items()
+    }
     return out
 
 
@@ -299,16 +329,28 @@ def main() -> None:
     train = time_training({"msg3d": ours, "reference": ref}, *train_shape, steps=2 if args.quick else 4)
     train["ratio_ours_over_reference"] = train["msg3d"]["samples_per_s"] / train["reference"]["samples_per_s"]
     train["shape"] = dict(zip(("N", "T", "M"), train_shape, strict=True))
-    log.info("train: ours %.2f samples/s, reference %.2f samples/s (ratio %.2f)",
-             train["msg3d"]["samples_per_s"], train["reference"]["samples_per_s"], train["ratio_ours_over_reference"])
+    log.info(
+        "train: ours %.2f samples/s, reference %.2f samples/s (ratio %.2f)",
+        train["msg3d"]["samples_per_s"],
+        train["reference"]["samples_per_s"],
+        train["ratio_ours_over_reference"],
+    )
 
     stf_model = MSG3D(spec.with_stf(STFSpec()))
     shapes = [(1, 64, 2), (4, 32, 2)] if args.quick else [(1, 300, 2), (8, 64, 2), (16, 100, 2)]
     inference = []
     for n, t, m in tqdm(shapes, desc="inference"):
         r = time_inference({"msg3d": ours, "stf": stf_model}, n, t, m, reps=1 if args.quick else 2)
-        inference.append({"N": n, "T": t, "M": m, "msg3d_samples_per_s": r["msg3d"], "stf_samples_per_s": r["stf"],
-                          "stf_time_over_msg3d_time": r["msg3d"] / r["stf"]})
+        inference.append(
+            {
+                "N": n,
+                "T": t,
+                "M": m,
+                "msg3d_samples_per_s": r["msg3d"],
+                "stf_samples_per_s": r["stf"],
+                "stf_time_over_msg3d_time": r["msg3d"] / r["stf"],
+            }
+        )
         log.info("inference N=%d T=%d M=%d: MS-G3D %.2f samples/s, STF %.2f samples/s", n, t, m, r["msg3d"], r["stf"])
 
     params = load_params(args.params)

@@ -10,7 +10,8 @@ every 0.2 s.
 
 Writes benchmarks/results/preprocess.json: files, text MB, seconds, files/s, MB/s of text,
 CPU seconds (this process + workers) and the wall time they would take on idle cores (the
-machine is shared, so wall time depends on what else runs; the load averages are recorded), peak RSS (MB; whole run and per quarter of the run, to show it does not grow with the number
+machine is shared, so wall time depends on what else runs; the load averages are recorded),
+peak RSS (MB; whole run and per quarter of the run, to show it does not grow with the number
 of files written), the summary, the parquet size, the target (56,880 files < 180 s, peak RSS
 < 2 GiB) and machine facts (cpu count, load average before the run, versions). Deletes the
 raw files and the parquet afterwards unless --keep.
@@ -53,7 +54,9 @@ def template_motion(rng: np.random.Generator, frames: int, bodies: int) -> tuple
     t = np.arange(frames)[:, None, None, None] / 30.0
     freq = rng.uniform(0.3, 1.5, size=(1, bodies, 25, 3))
     phase = rng.uniform(0, 2 * np.pi, size=(1, bodies, 25, 3))
-    xyz = base[None] + 0.1 * np.sin(2 * np.pi * freq * t + phase) + rng.normal(scale=0.004, size=(frames, bodies, 25, 3))
+    xyz = (
+        base[None] + 0.1 * np.sin(2 * np.pi * freq * t + phase) + rng.normal(scale=0.004, size=(frames, bodies, 25, 3))
+    )
     present = rng.random((frames, 1)) >= 0.01  # dropped frames: no body at all
     return xyz.astype(np.float32), np.repeat(present, bodies, axis=1)
 

@@ -20,7 +20,7 @@ Measured per dataset, in this order:
   the padded layout this replaces (T = 300 repeat-padded float32 fixed-size lists, lz4, 64 MB
   row groups), written for a 5 % subset and scaled up ("disk_gb_padded_layout");
 - loader samples/s at T = 300, batch 32, joint and bone, with 0 and 2 workers: the first
-  `--batches` batches of a shuffled epoch (`stf.engine.epoch_batches`), read by
+  `--batches` batches of a shuffled epoch (`stf.training.loop.epoch_batches`), read by
   `stf.data.loader.batch_loader` over a `SkeletonPart` of every sample; the first 3 batches
   are not timed. `loader_samples_per_s` holds the 2-worker figure, all four are in "loader".
   The page cache starts with whatever writing the file left in it (noted: file size vs RAM);
@@ -64,7 +64,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -81,8 +80,8 @@ from stf.data.loader import batch_loader
 from stf.data.preprocess import STORAGE_AXES, InterimWriter, preprocess, read_interim, read_interim_meta
 from stf.data.protocols import NTU120_XSUB_TRAIN
 from stf.data.splits import benchmark_part
-from stf.engine import epoch_batches, epoch_seed
 from stf.io import write_json_atomic
+from stf.training.loop import epoch_batches, epoch_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "scale"
@@ -162,9 +161,15 @@ def write_interim(dataset: str, path: Path, n: int, dtype: str = "float32", tota
     meta = sample_table(dataset, total or SIZES[dataset])[:n]
     c, v, m = SHAPES[dataset]
     num_class = NTU_GRID[dataset][-1] if dataset in NTU_GRID else 400
-    info = {"dataset": dataset, "layout": "openpose18" if dataset == "kinetics" else "ntu25",
-            "shape": [c, frames, v, m], "num_class": num_class,
-            "channels": CHANNELS[dataset], "pad": "repeat", "storage": {"dtype": dtype, "axes": STORAGE_AXES}}  # fmt: skip
+    info = {
+        "dataset": dataset,
+        "layout": "openpose18" if dataset == "kinetics" else "ntu25",
+        "shape": [c, frames, v, m],
+        "num_class": num_class,
+        "channels": CHANNELS[dataset],
+        "pad": "repeat",
+        "storage": {"dtype": dtype, "axes": STORAGE_AXES},
+    }
     motion = Motion(dataset)
     t0 = time.perf_counter()
     records = meta.to_dict("records")
@@ -290,9 +295,14 @@ def train_memory(params: Path, dataset: str, data: Path, split: Path, out: Path,
     if proc.returncode != 0:
         raise RuntimeError(f"stf train failed ({proc.returncode}); see {log}: {log.read_text()[-2000:]}")
     quarters = [round(max(q) / GB, 3) for q in np.array_split(np.array(rss), 4) if len(q)]
-    return {"peak_rss_gb": round(max(rss) / GB, 3), "peak_pss_gb": round(max(pss) / GB, 3),
-            "peak_main_process_rss_gb": round(max(main) / GB, 3),
-            "peak_rss_gb_by_quarter": quarters, "processes": procs, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    return {
+        "peak_rss_gb": round(max(rss) / GB, 3),
+        "peak_pss_gb": round(max(pss) / GB, 3),
+        "peak_main_process_rss_gb": round(max(main) / GB, 3),
+        "peak_rss_gb_by_quarter": quarters,
+        "processes": procs,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def today_memory(dataset: str, n_train: int, n_test: int) -> dict:
@@ -300,10 +310,16 @@ def today_memory(dataset: str, n_train: int, n_test: int) -> dict:
     c, v, m = SHAPES[dataset]
     per = c * FRAMES * v * m * 4  # bytes of one padded float32 sample
     tr, te, f = n_train * per / GB, n_test * per / GB, BONE_PEAK_FACTOR[dataset]
-    return {"n_train": n_train, "n_test": n_test, "bytes_per_sample": per, "joint_gb": round(tr + te, 2),
-            "bone_gb": round(max((1 + f) * tr, tr + (1 + f) * te), 2), "bone_peak_factor": f,
-            "how": "computed from array sizes: parts as (N, C, 300, V, M) float32, bone_features peak "
-                   "factor from issue 10's tracemalloc measurement; interpreter, torch, model not included"}  # fmt: skip
+    return {
+        "n_train": n_train,
+        "n_test": n_test,
+        "bytes_per_sample": per,
+        "joint_gb": round(tr + te, 2),
+        "bone_gb": round(max((1 + f) * tr, tr + (1 + f) * te), 2),
+        "bone_peak_factor": f,
+        "how": "computed from array sizes: parts as (N, C, 300, V, M) float32, bone_features peak "
+        "factor from issue 10's tracemalloc measurement; interpreter, torch, model not included",
+    }
 
 
 def setting_sizes(dataset: str) -> tuple[int, int]:
@@ -326,7 +342,9 @@ def float16_error(work: Path) -> dict:
     out = {}
     fixtures = ROOT.parent / "shared" / "fixtures" / "ntu"
     kin = work / "kinetics_raw"
-    sizes = SynthSizes(classes={"ntu60": 2, "ntu120": 2, "kinetics": 4}, samples_per_class={"ntu60": 2, "ntu120": 2, "kinetics": 6})
+    sizes = SynthSizes(
+        classes={"ntu60": 2, "ntu120": 2, "kinetics": 4}, samples_per_class={"ntu60": 2, "ntu120": 2, "kinetics": 6}
+    )
     synthesize("kinetics", kin, SynthConfig(), sizes)
     for name, dataset, raw in (("ntu_fixtures", "ntu60", fixtures), ("kinetics_synth", "kinetics", kin)):
         if not raw.is_dir():
@@ -337,8 +355,12 @@ def float16_error(work: Path) -> dict:
             preprocess(dataset, raw, path, PreprocessConfig(storage_dtype=dtype), FRAMES, None, False, workers=1)
             got[dtype] = read_interim(path).data
         diff = np.abs(got["float16"] - got["float32"])
-        out[name] = {"samples": int(len(diff)), "max_abs": float(diff.max()), "max_abs_value": float(np.abs(got["float32"]).max()),
-                     "mean_abs": float(diff.mean())}  # fmt: skip
+        out[name] = {
+            "samples": int(len(diff)),
+            "max_abs": float(diff.max()),
+            "max_abs_value": float(np.abs(got["float32"]).max()),
+            "mean_abs": float(diff.mean()),
+        }
     shutil.rmtree(kin, ignore_errors=True)
     return out
 
@@ -381,9 +403,18 @@ def measure(dataset: str, n: int, args: argparse.Namespace, params: Path) -> dic
         res[f"load_before_train_{name}"] = uptime()
         runs[name] = train_memory(params, dataset, path, bsplit, work / f"model-{name}", work / f"train-{name}.log")
         runs[name]["interim_samples"] = len(read_interim_meta(path)[0])
-    res["train"] = {"stream": "bone", "widths": [4, 4, 4], "frames": FRAMES, "batch": BATCH, "forward_batch": 16,
-                    "num_workers": 2, "train_samples": args.train, "test_samples": args.test, "runs": runs,
-                    "bounded": "one epoch over a bounded split of the full-size file (see the script's docstring)"}  # fmt: skip
+    res["train"] = {
+        "stream": "bone",
+        "widths": [4, 4, 4],
+        "frames": FRAMES,
+        "batch": BATCH,
+        "forward_batch": 16,
+        "num_workers": 2,
+        "train_samples": args.train,
+        "test_samples": args.test,
+        "runs": runs,
+        "bounded": "one epoch over a bounded split of the full-size file (see the script's docstring)",
+    }
     res["train_epoch_peak_rss_gb"] = runs["full"]["peak_rss_gb"]
     res["today"] = today_memory(dataset, *setting_sizes(dataset))
     if not args.keep:
@@ -393,7 +424,9 @@ def measure(dataset: str, n: int, args: argparse.Namespace, params: Path) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 %% of the samples; writes benchmarks/work/scale_quick.json")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 %% of the samples; writes benchmarks/work/scale_quick.json"
+    )
     parser.add_argument("--only", nargs="*", choices=sorted(SIZES), default=sorted(SIZES, reverse=True))
     parser.add_argument("--batches", type=int, default=150, help="timed loader batches per configuration")
     parser.add_argument("--train", type=int, default=64, help="training samples of the bounded stf train epoch")

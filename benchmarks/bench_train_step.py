@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from stf.config import Lambdas, load_params
 from stf.io import write_json_atomic
-from stf.losses import stf_objective
+from stf.method.losses import stf_objective
 from stf.models.msg3d import MSG3D, spec_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,8 +101,11 @@ def main() -> None:
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
-        print(f"round {i + 1}/{args.warmup + args.steps}: "
-              + ", ".join(f"{n} {t[-1]:.2f}s (cpu {cpu[n][-1]:.2f}s)" for n, t in times.items() if t), flush=True)
+        print(
+            f"round {i + 1}/{args.warmup + args.steps}: "
+            + ", ".join(f"{n} {t[-1]:.2f}s (cpu {cpu[n][-1]:.2f}s)" for n, t in times.items() if t),
+            flush=True,
+        )
 
     base = statistics.median(times["msg3d"])
     base_cpu = statistics.median(cpu["msg3d"])
@@ -153,8 +156,11 @@ def main() -> None:
     }
     write_json_atomic(args.out, report)
     for name, r in results.items():
-        print(f"{name:8s} wall {r['step_s_median']:.3f} s/step ({r['samples_per_s']:.2f} samples/s, x{r['ratio_to_msg3d']:.2f})"
-              f"  cpu {r['cpu_s_median']:.3f} s/step (x{r['cpu_ratio_to_msg3d']:.2f})")
+        print(
+            f"{name:8s} wall {r['step_s_median']:.3f} s/step "
+            f"({r['samples_per_s']:.2f} samples/s, x{r['ratio_to_msg3d']:.2f})"
+            f"  cpu {r['cpu_s_median']:.3f} s/step (x{r['cpu_ratio_to_msg3d']:.2f})"
+        )
     print(f"wrote {args.out}")
 
 

@@ -42,9 +42,9 @@ import torch
 import yaml
 
 from stf.config import Lambdas, load_params
-from stf.engine import CrossEntropyObjective, STFObjective
 from stf.io import write_json_atomic
 from stf.models.msg3d import MSG3D, spec_for
+from stf.training.loop import CrossEntropyObjective, STFObjective
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "gpu"
@@ -109,9 +109,13 @@ def train_rate(objective, device, dtype, batch: int, frames: int, steps: int) ->
         if i >= 2:
             times.append(time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated(device) / GB if device.type == "cuda" else None
-    return {"samples_per_s": round(batch / float(np.median(times)), 2), "step_s_median": round(float(np.median(times)), 4),
-            "steps": steps, "peak_memory_gb": None if peak is None else round(peak, 2),
-            "loss_finite": bool(torch.isfinite(total.detach()))}  # fmt: skip
+    return {
+        "samples_per_s": round(batch / float(np.median(times)), 2),
+        "step_s_median": round(float(np.median(times)), 4),
+        "steps": steps,
+        "peak_memory_gb": None if peak is None else round(peak, 2),
+        "loss_finite": bool(torch.isfinite(total.detach())),
+    }
 
 
 @torch.no_grad()
@@ -173,7 +177,9 @@ def paper_epoch(args: argparse.Namespace, device: torch.device) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU; writes benchmarks/work/gpu_dry.json")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="tiny sizes on the CPU; writes benchmarks/work/gpu_dry.json"
+    )
     parser.add_argument("--skip-tests", action="store_true")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per configuration")
     parser.add_argument("--epoch-train", type=int, default=1024, help="training samples of the short paper epoch")
@@ -194,10 +200,22 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     bf16_ok = device.type == "cpu" or torch.cuda.is_bf16_supported()
     dtypes = {"fp32": None, "bf16": torch.bfloat16} if bf16_ok else {"fp32": None, "fp16": torch.float16}
-    result: dict = {"dry_run": args.dry_run, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                    "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-                    "shapes": {"frames": frames, "batch": batch, "widths": list(widths or params.profiles["paper"].widths),
-                               "C": 4, "V": 25, "M": 2, "classes": 60}}  # fmt: skip
+    result: dict = {
+        "dry_run": args.dry_run,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "shapes": {
+            "frames": frames,
+            "batch": batch,
+            "widths": list(widths or params.profiles["paper"].widths),
+            "C": 4,
+            "V": 25,
+            "M": 2,
+            "classes": 60,
+        },
+    }
     if not args.skip_tests:
         result["tests"] = run_tests(device)
         print("tests:", result["tests"]["summary"], flush=True)
@@ -206,7 +224,9 @@ def main() -> None:
         train[name] = {}
         for label, dtype in dtypes.items():
             torch.manual_seed(0)
-            train[name][label] = train_rate(model_for(params, variant, full, widths), device, dtype, batch, frames, args.steps)
+            train[name][label] = train_rate(
+                model_for(params, variant, full, widths), device, dtype, batch, frames, args.steps
+            )
             print(f"train {name} {label}: {train[name][label]}", flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()

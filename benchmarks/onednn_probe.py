@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from stf.config import Lambdas
 from stf.data.skeletons import layout_for
-from stf.losses import stf_objective
+from stf.method.losses import stf_objective
 from stf.models.msg3d import MSG3D, ModelSpec, STFSpec
 
 IN_CHANNELS = {"ntu60": 4, "ntu120": 4, "kinetics": 3}  # NTU: x, y, z, visibility; Kinetics: x, y, score
@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(result))
     if worst > args.tolerance:
-        print(f"gradient of {worst_name} differs from the native kernel's by {worst:.3g} of the largest gradient", file=sys.stderr)
+        print(
+            f"gradient of {worst_name} differs from the native kernel's by {worst:.3g} of the largest gradient",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from stf import checkpoint
-from stf.checkpoint import (
+from stf.training import checkpoint
+from stf.training.checkpoint import (
     CheckpointError,
     default_workdir,
     file_digest,

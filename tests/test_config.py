@@ -8,10 +8,10 @@ import json
 import jsonschema
 import pytest
 import yaml
+from pydantic import ValidationError
 
+from helpers import REPO
 from stf.config import ParamsError, load_params, params_json_schema, params_json_schema_text, parse_params
-
-from conftest import REPO
 
 PARAMS = REPO / "params.yaml"
 SCHEMA = REPO / "workflow" / "schemas" / "params.schema.json"
@@ -52,6 +52,17 @@ def test_every_profile_is_valid_when_active(raw):
         (lambda r: r.__setitem__("profile", "huge"), "profile 'huge'"),
         (lambda r: r["profiles"]["tiny"].__setitem__("widths", [8, 16]), "widths"),
         (lambda r: r["stf"].__setitem__("ensemble", ["dcg", "zz"]), "zz"),
+        # strict types: a boolean or a numeric string is not a number, a float is not an int
+        (lambda r: r["train"]["lr"].__setitem__("ntu60", True), "train.lr.ntu60"),
+        (lambda r: r["stf"].__setitem__("lr", "0.001"), "stf.lr"),
+        (lambda r: r["stf"]["lambdas"].__setitem__("e", "1e-2"), "stf.lambdas.e"),
+        (lambda r: r["profiles"]["tiny"].__setitem__("frames", 24.0), "profiles.tiny.frames"),
+        (
+            lambda r: r["profiles"]["tiny"].__setitem__("epochs", {**r["profiles"]["tiny"]["epochs"], "ntu60": "10"}),
+            "profiles.tiny.epochs.ntu60",
+        ),  # fmt: skip
+        (lambda r: r["train"].__setitem__("nesterov", 1), "train.nesterov"),
+        (lambda r: r["split"].__setitem__("seed", False), "split.seed"),
     ],
 )
 def test_invalid_values_fail_naming_the_key(raw, mutate, needle):
@@ -62,9 +73,28 @@ def test_invalid_values_fail_naming_the_key(raw, mutate, needle):
     assert str(err.value).startswith("params.yaml")
 
 
+def test_yaml_ints_are_accepted_where_floats_are_expected(raw):
+    raw["fuse"]["bone_weight"] = 1
+    raw["train"]["lr"]["ntu60"] = 1
+    raw["stf"]["lambdas"]["e"] = 0
+    p = parse_params(raw)
+    assert p.fuse.bone_weight == 1.0 and isinstance(p.fuse.bone_weight, float)
+    assert p.train.lr["ntu60"] == 1.0 and p.stf.lambdas.e == 0.0
+
+
+def test_strict_errors_are_one_line_naming_the_key(tmp_path):
+    text = PARAMS.read_text().replace("    ntu60: 0.05\n", "    ntu60: true\n", 1)
+    assert "ntu60: true" in text
+    bad = tmp_path / "params.yaml"
+    bad.write_text(text)
+    with pytest.raises(ParamsError) as err:
+        load_params(bad)
+    assert "\n" not in str(err.value) and "train.lr.ntu60: Input should be a valid number" in str(err.value)
+
+
 def test_params_are_frozen():
     p = load_params(PARAMS)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         p.stf.lambdas.e = 1.0  # type: ignore[misc]
 
 

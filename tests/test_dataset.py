@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import write_interim
 
+from helpers import write_interim
 from stf.config import SettingSpec, SplitConfig
 from stf.data.dataset import DatasetError, SkeletonPart, bone_features, load_part
 from stf.data.normalize import fit_length
@@ -55,7 +55,13 @@ def make_files(tmp_path, n_per_class: int = 20, classes: int = 3):
     ids = sorted(
         f"S001C001P{[1, 3][k % 2]:03d}R{k + 1:03d}A{a:03d}" for a in range(1, classes + 1) for k in range(n_per_class)
     )
-    info = {"dataset": "ntu60", "layout": "ntu25", "shape": [4, 3, 25, 2], "num_class": classes, "channels": ["x", "y", "z", "visibility"]}
+    info = {
+        "dataset": "ntu60",
+        "layout": "ntu25",
+        "shape": [4, 3, 25, 2],
+        "num_class": classes,
+        "channels": ["x", "y", "z", "visibility"],
+    }
     rows = [
         {"sample_id": s, "label": int(s[-3:]) - 1, "setup": 1, "camera": 1, "performer": int(s[9:12]),
          "replication": int(s[13:16]), "part": "", "n_frames": 3, "n_persons": 1}
@@ -64,7 +70,9 @@ def make_files(tmp_path, n_per_class: int = 20, classes: int = 3):
     data = np.broadcast_to(np.arange(len(ids), dtype=np.float32)[:, None, None, None, None], (len(ids), 4, 3, 25, 2))
     interim = write_interim(tmp_path / "ntu60.parquet", info, rows, data)
     split = tmp_path / "ntu60-xsub.parquet"
-    make_split_file(interim, SettingSpec(dataset="ntu60", benchmark="xsub"), SplitConfig(fractions=[10, 50, 100]), split)
+    make_split_file(
+        interim, SettingSpec(dataset="ntu60", benchmark="xsub"), SplitConfig(fractions=[10, 50, 100]), split
+    )
     return interim, split, ids
 
 
@@ -114,8 +122,15 @@ def ragged_part(tmp_path, lengths, frames: int, pad: str, dtype: str = "float32"
     samples = [rng.normal(size=(4, n, 25, 2)).astype(np.float32) for n in lengths]
     for s in samples:
         s[3] = rng.random((n := s.shape[1], 25, 2)) > 0.2  # visibility 0/1
-    info = {"dataset": "ntu60", "layout": "ntu25", "shape": [4, frames, 25, 2], "num_class": 2,
-            "channels": ["x", "y", "z", "visibility"], "pad": pad, "storage": {"dtype": dtype, "axes": STORAGE_AXES}}  # fmt: skip
+    info = {
+        "dataset": "ntu60",
+        "layout": "ntu25",
+        "shape": [4, frames, 25, 2],
+        "num_class": 2,
+        "channels": ["x", "y", "z", "visibility"],
+        "pad": pad,
+        "storage": {"dtype": dtype, "axes": STORAGE_AXES},
+    }
     ids = [f"S001C001P001R{i + 1:03d}A001" for i in range(len(lengths))]
     rows = [{"sample_id": s, "label": 0, "setup": 1, "camera": 1, "performer": 1, "replication": i + 1, "part": "",
              "n_frames": n, "n_persons": 2} for i, (s, n) in enumerate(zip(ids, lengths, strict=True))]  # fmt: skip

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
 
+from helpers import REPO
 from stf.config import Params, load_params
 
 
@@ -18,10 +18,10 @@ def run_chain(p: Params, root: Path) -> Path:
     """synth -> preprocess -> split -> train J/B -> finetune dcg/e -> ensemble -> fuse; the fused dir."""
     from stf.data.preprocess import preprocess
     from stf.data.splits import make_split_file
-    from stf.data.synth import synthesize
-    from stf.evaluate import evaluate_ensemble
-    from stf.fuse import fuse_files
-    from stf.train import finetune, train_baseline
+    from stf.data.synth.synthesize import synthesize
+    from stf.stages.evaluate import evaluate_ensemble
+    from stf.stages.fuse import fuse_files
+    from stf.stages.train import finetune, train_baseline
 
     synthesize("ntu60", root / "raw", p.synth, p.sizes.synth)
     data = root / "ntu60.parquet"
@@ -41,7 +41,7 @@ def run_chain(p: Params, root: Path) -> Path:
 
 @pytest.mark.slow
 def test_same_params_and_seed_give_identical_results(tmp_path: Path) -> None:
-    from stf.evaluate import read_scores, score_matrix
+    from stf.stages.evaluate import read_scores, score_matrix
 
     p = load_params(REPO / "params.yaml").model_copy(update={"profile": "micro"})
     a = run_chain(p, tmp_path / "a")

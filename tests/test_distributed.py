@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import ArrayPart
 
-from stf import distributed
-from stf.distributed import DistContext, DistributedSetupError, rank_slice, resolve_device, setup, slice_sizes
+from helpers import ArrayPart
 from stf.config import Lambdas
-from stf.engine import CrossEntropyObjective, Recipe, STFObjective, fit
 from stf.models.msg3d import MSG3D, ModelSpec
 from stf.models.stf import STFSpec
+from stf.training import distributed
+from stf.training.distributed import DistContext, DistributedSetupError, rank_slice, resolve_device, setup, slice_sizes
+from stf.training.loop import CrossEntropyObjective, Recipe, STFObjective, fit
 
 TINY = ModelSpec(
     num_class=3, num_point=5, num_person=2, in_channels=2, edges=((1, 0), (2, 1), (3, 2), (4, 3)),

@@ -7,27 +7,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow
 
-BIN = Path(sys.executable).parent
+from helpers import REPO, copy_workflow, sh
+
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def sh(root: Path, *cmd: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
-    if proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((root / "logs").rglob("*.log"))[-3:])
-        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{logs}")
-    return proc
 
 
 def rows(path: Path) -> list[list[str]]:
@@ -64,6 +51,8 @@ def test_micro_pipeline_builds_the_report_and_leaves_nothing_to_do(tmp_path: Pat
     assert len(rows(out / "plots" / "fractions.csv")) == 5
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["top1"]) == {"msg3d", "stf"} and metrics["profile"] == "micro"
+    headline = sorted(p.name for p in (out / "headline").iterdir())
+    assert headline == sorted(f"{c.replace(':', '-')}.json" for c in t2[0][1:])
     focus = sorted((out / "figures").glob("focus_*.png"))
     assert len(focus) == params["report"]["focus_samples"]
     for png in [out / "figures" / f for f in ("per_class.png", "fractions.png", "curves.png")] + focus:
@@ -76,4 +65,7 @@ def test_micro_pipeline_builds_the_report_and_leaves_nothing_to_do(tmp_path: Pat
     sh(root, "dvc", "commit", "-f", "-q", "--no-relink")
     status = json.loads(sh(root, "dvc", "status", "--json").stdout)
     assert status == {}, status
+    shown = json.loads(sh(root, "dvc", "metrics", "show", "--json").stdout)
+    cells = next(iter(shown.values()))["data"]
+    assert len(cells) == 15 and {"MS-G3D", "STF", "gain"} == set(next(iter(cells.values()))["data"])
     assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(sh(root, "snakemake", "-n", "results/report.md"))

@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from conftest import REPO, ArrayPart, TINY_SPEC as TINY, write_interim
-from stf.checkpoint import save_checkpoint
+from helpers import REPO, ArrayPart, write_interim
+from helpers import TINY_SPEC as TINY
 from stf.config import SettingSpec, SplitConfig, load_params
-from stf.evaluate import (
+from stf.models.msg3d import MSG3D, spec_for
+from stf.stages.evaluate import (
     ScoresError,
     compute_metrics,
     evaluate_ensemble,
@@ -27,8 +28,7 @@ from stf.evaluate import (
     topk_accuracy,
     write_scores,
 )
-from stf.models.msg3d import MSG3D, spec_for
-
+from stf.training.checkpoint import save_checkpoint
 
 
 def test_topk_accuracy_counts_labels_among_the_best_k() -> None:

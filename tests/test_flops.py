@@ -7,8 +7,8 @@ import torch
 
 from stf.config import parse_params
 from stf.data.skeletons import NTU25
-from stf.flops import compare_flops, count_flops, count_params
 from stf.models.msg3d import MSG3D, ModelSpec
+from stf.stages.flops import compare_flops, count_flops, count_params
 
 META = torch.device("meta")
 
@@ -45,8 +45,18 @@ def test_cost_grows_with_channels_and_persons(params):
     one = compare_flops(params, "ntu120", frames=64, persons=1, in_channels=3)
     assert vis["msg3d"]["flops"] > base["msg3d"]["flops"]
     assert vis["msg3d"]["params"] > base["msg3d"]["params"]
+    assert vis["msg3d_c3"] == base["msg3d"]  # every result also holds the original's C = 3 cost
     # persons are folded into the batch: one person costs about half (the head is shared)
     assert one["msg3d"]["flops"] == pytest.approx(base["msg3d"]["flops"] / 2, rel=0.001)
+
+
+def test_visibility_channel_cost_at_the_papers_size(params):
+    """What the README and the report quote: C = 4 adds 2,500 parameters and 0.34 GFLOPs to the
+    original's 3,194,595 / 65.54 G (NTU, T = 300, M = 2)."""
+    r = compare_flops(params, "ntu60", frames=300, persons=2, in_channels=4)
+    assert r["msg3d_c3"]["params"] == 3_194_595 and round(r["msg3d_c3"]["flops"] / 1e9, 2) == 65.54
+    assert r["msg3d"]["params"] - r["msg3d_c3"]["params"] == 2_500
+    assert round((r["msg3d"]["flops"] - r["msg3d_c3"]["flops"]) / 1e9, 2) == 0.34
 
 
 def test_count_flops_and_params_on_a_known_layer():

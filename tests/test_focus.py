@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stf.focus import FocusShapeError, cam, class_score, grad_cam, minmax, project_to_input, resample_time
+from stf.method.focus import FocusShapeError, cam, class_score, grad_cam, minmax, project_to_input, resample_time
 
 
 def _head(n=3, m=2, c=5, t=4, v=6, k=4, seed=0):
@@ -121,7 +121,10 @@ def test_project_to_input_broadcasts_over_channels():
     ("call", "needle"),
     [
         (lambda: cam(torch.rand(5, 3, 4, 2), torch.rand(4, 3), torch.rand(2, 4), torch.zeros(2).long(), 2), "multiple"),
-        (lambda: cam(torch.rand(4, 3, 4, 2), torch.rand(4, 5), torch.rand(2, 4), torch.zeros(2).long(), 2), "fc_weight"),
+        (
+            lambda: cam(torch.rand(4, 3, 4, 2), torch.rand(4, 5), torch.rand(2, 4), torch.zeros(2).long(), 2),
+            "fc_weight",
+        ),
         (lambda: cam(torch.rand(4, 3, 4, 2), torch.rand(4, 3), torch.rand(3, 4), torch.zeros(2).long(), 2), "logits"),
         (lambda: minmax(torch.rand(3)), "minmax"),
         (lambda: project_to_input(torch.rand(2, 3, 4), 8), "project_to_input"),
@@ -184,8 +187,7 @@ def test_scaled_class_score_keeps_grad_cam_out_of_float16_underflow():
 
 
 def test_scaled_and_plain_scores_give_the_same_focus_in_float32():
-    from conftest import TINY_SPEC
-
+    from helpers import TINY_SPEC
     from stf.models.msg3d import MSG3D
     from stf.models.stf import STFSpec
 

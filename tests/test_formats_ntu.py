@@ -175,6 +175,7 @@ def test_rewriting_a_real_file_keeps_its_skeleton(fixtures_dir: Path, tmp_path: 
     again = read_skeleton(out)
     np.testing.assert_array_equal(again.xyz, real.xyz)
     assert again.body_ids == real.body_ids
+
     # the projected depth/colour pixels land near the Kinect's own (intrinsics differ a little per camera)
     def pixels(path: Path) -> np.ndarray:
         return np.array([ln.split()[3:7] for ln in path.read_text().splitlines() if len(ln.split()) == 12], float)

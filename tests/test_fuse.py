@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from stf.config import FuseConfig
-from stf.evaluate import read_scores, score_matrix, softmax, write_scores
-from stf.fuse import FusionError, fuse_files, fuse_probs
+from stf.stages.evaluate import read_scores, score_matrix, softmax, write_scores
+from stf.stages.fuse import FusionError, fuse_files, fuse_probs
 
 
 def _probs(rows: list[list[float]]) -> np.ndarray:
@@ -94,9 +94,9 @@ def test_micro_pipeline_from_raw_files_to_a_fused_result(tmp_path: Path) -> None
     from stf.config import load_params
     from stf.data.preprocess import preprocess
     from stf.data.splits import make_split_file
-    from stf.data.synth import synthesize
-    from stf.evaluate import evaluate_ensemble
-    from stf.train import finetune, train_baseline
+    from stf.data.synth.synthesize import synthesize
+    from stf.stages.evaluate import evaluate_ensemble
+    from stf.stages.train import finetune, train_baseline
 
     torch.set_num_threads(1)
     p = load_params(Path(__file__).resolve().parents[1] / "params.yaml")

@@ -25,7 +25,7 @@ NTU_FILES = ["S017C003P020R002A054.skeleton", "S001C001P001R001A008.skeleton"]  
 KINETICS_FILES = ["sAP-xS5P0Bw.json", "__NrybzYzUg.json"]
 PEAK_LIMIT = 64 * 2**20  # bytes traced while parsing one mutated file
 
-BYTE = st.one_of(st.sampled_from(list(b"0123456789.-+eE \n\r\tnaNIf{}[],:\"x\x00\xff")), st.integers(0, 255))
+BYTE = st.one_of(st.sampled_from(list(b'0123456789.-+eE \n\r\tnaNIf{}[],:"x\x00\xff')), st.integers(0, 255))
 LINE = st.one_of(
     st.lists(st.sampled_from(["0", "1", "25", "2", "-0.5", "3.785547", "1e999", "nan", "x", ""]), max_size=14).map(
         " ".join

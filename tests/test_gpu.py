@@ -8,14 +8,14 @@ import copy
 
 import pytest
 import torch
-from conftest import TINY_SPEC
 
+from helpers import TINY_SPEC
 from stf.config import Lambdas
-from stf.evaluate import amp_dtype, autocast
-from stf.focus import cam, class_score, grad_cam
-from stf.losses import stf_objective
+from stf.method.focus import cam, class_score, grad_cam
+from stf.method.losses import stf_objective
 from stf.models.msg3d import MSG3D
 from stf.models.stf import STFSpec
+from stf.stages.evaluate import amp_dtype, autocast
 
 pytestmark = pytest.mark.gpu
 
@@ -47,7 +47,7 @@ def test_stf_objective_and_its_gradients_on_cuda_match_cpu():
     total_gpu, _ = stf_objective(gpu_model, x.cuda(), y.cuda(), lambdas, active)
     total_gpu.backward()
     torch.testing.assert_close(total_gpu.cpu(), total_cpu, rtol=1e-3, atol=1e-4)
-    for (name, p_cpu), p_gpu in zip(model.named_parameters(), gpu_model.parameters()):
+    for (name, p_cpu), p_gpu in zip(model.named_parameters(), gpu_model.parameters(), strict=True):
         if p_cpu.grad is not None:
             torch.testing.assert_close(p_gpu.grad.cpu(), p_cpu.grad, rtol=1e-2, atol=1e-4, msg=name)
 
@@ -81,8 +81,7 @@ def test_stf_objective_under_autocast_stays_close_to_fp32(dtype):
     within 0.01, cross-entropy within 1 %; with fp16 no non-zero tap gradient is lost to underflow."""
     if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
         pytest.skip("GPU without bfloat16")
-    from conftest import REPO
-
+    from helpers import REPO
     from stf.config import load_params
     from stf.models.msg3d import spec_for
 

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from helpers import REPO
 
 
 @pytest.mark.slow

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stf.config import Lambdas
-from stf.focus import cam, class_score, grad_cam, resample_time
-from stf.losses import (
+from stf.method.focus import cam, class_score, grad_cam, resample_time
+from stf.method.losses import (
     LossInputError,
     focus_distance,
     loss_c,
@@ -55,7 +55,7 @@ class TinySTF(nn.Module):
         h = x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)  # (N*M, C, T, V)
         h = torch.relu(self.bn(self.stem(h)))
         taps, embs = [], []
-        for conv, beta in zip(self.convs, self.betas):
+        for conv, beta in zip(self.convs, self.betas, strict=True):
             b = torch.sigmoid(beta(h)).squeeze(1)  # (N*M, T_l, V)
             h = torch.relu(conv(h * (1 + b.unsqueeze(1))))  # (N*M, W, T_l', V)
             embs.append(b)
@@ -286,6 +286,30 @@ def test_objective_sums_the_weighted_terms():
     assert all(p.grad is not None for p in (model.stem.weight, model.betas[0].weight, model.fc.weight))
 
 
+def test_frobenius_norm_is_rms_times_the_map_size():
+    """stf.loss_norm: frobenius (the paper's literal ‖·‖₂) and rms give the same terms up to
+    sqrt(M·T·V) of each term's maps, with every person present; L_ce and L_e do not change."""
+    x, y = _batch()  # T = 16: the last block has T3 = 4, taps[4] 8 frames, taps[5] 4
+    rms = stf_objective(_model().eval(), x, y, ALL, active=["e", "d", "c"], norm="rms")[1]
+    frob = stf_objective(_model().eval(), x, y, ALL, active=["e", "d", "c"], norm="frobenius")[1]
+    assert frob["ce"] == pytest.approx(rms["ce"]) and frob["e"] == pytest.approx(rms["e"])
+    assert frob["d"] == pytest.approx(rms["d"] * math.sqrt(2 * 4 * 5), rel=1e-5) and rms["d"] < 0
+    assert frob["c"] == pytest.approx(rms["c"] * math.sqrt(2 * 8 * 5), rel=1e-5)
+
+
+def test_loss_terms_are_the_summands_of_the_objective():
+    from stf.method.losses import stf_loss_terms
+
+    x, y = _batch()
+    terms = stf_loss_terms(_model().eval(), x, y, ALL, ["d", "gk", "e"])
+    assert list(terms.weighted) == ["ce", "e", "d", "gk"]  # ce first, then eq. 6's order
+    for k in ("e", "d", "gk"):
+        assert terms.weighted[k].item() == pytest.approx(getattr(ALL, k) * terms.raw[k].item())
+    total, parts = stf_objective(_model().eval(), x, y, ALL, ["d", "gk", "e"])
+    assert terms.total().item() == pytest.approx(total.item()) and terms.parts() == pytest.approx(parts)
+    assert terms.logits.shape == (4, 5)
+
+
 @pytest.fixture()
 def grad_calls(monkeypatch):
     calls = []
@@ -369,8 +393,14 @@ def _msg3d(stf: bool = True):
 
     torch.manual_seed(0)
     spec = ModelSpec(
-        num_class=5, num_point=6, num_person=2, in_channels=3,
-        edges=((1, 0), (2, 1), (3, 2), (4, 1), (5, 4)), widths=(4, 8, 8), gcn_scales=3, g3d_scales=2,
+        num_class=5,
+        num_point=6,
+        num_person=2,
+        in_channels=3,
+        edges=((1, 0), (2, 1), (3, 2), (4, 1), (5, 4)),
+        widths=(4, 8, 8),
+        gcn_scales=3,
+        g3d_scales=2,
         stf=STFSpec(graph_scales=2, beta_hidden=4, alpha_hidden=4, time_bins=4) if stf else None,
     )
     model = MSG3D(spec)
@@ -399,7 +429,10 @@ def _grads(model: nn.Module, loss: Tensor) -> dict[str, float]:
 def test_msg3d_gradients_reach_beta_through_gk_and_the_backbone_through_d_c_e():
     model = _msg3d()
     x, y = _batch(n=4, t=16, v=6)
-    only = {name: Lambdas(**{k: (1.0 if k == name else 0.0) for k in ("e", "d", "c", "gk")}) for name in ("e", "d", "c", "gk")}
+    only = {
+        name: Lambdas(**{k: (1.0 if k == name else 0.0) for k in ("e", "d", "c", "gk")})
+        for name in ("e", "d", "c", "gk")
+    }
     for name in ("gk", "d", "c", "e"):
         total, parts = stf_objective(model, x, y, only[name], active=[name])
         assert name in parts and math.isfinite(parts[name])
@@ -429,8 +462,7 @@ def test_stf_objective_under_bf16_autocast_matches_float32_within_bf16_sensitivi
     """
     import dataclasses
 
-    from conftest import REPO
-
+    from helpers import REPO
     from stf.config import load_params
     from stf.models.msg3d import MSG3D, spec_for
 

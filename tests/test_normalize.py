@@ -26,8 +26,17 @@ def standing_person(frames: int, offset=(0.0, 0.0, 3.0), scale: float = 1.0) -> 
     """(F, 25, 3) NTU-like skeleton: a vertical head-to-ankle chain, slowly moving in x."""
     v = np.zeros((25, 3))
     heights = {
-        3: 1.6, 2: 1.5, 20: 1.4, 1: 1.2, 0: 1.0,  # head .. spine base
-        12: 0.95, 16: 0.95, 13: 0.5, 17: 0.5, 14: 0.1, 18: 0.1,  # hips, knees, ankles
+        3: 1.6,
+        2: 1.5,
+        20: 1.4,
+        1: 1.2,
+        0: 1.0,  # head .. spine base
+        12: 0.95,
+        16: 0.95,
+        13: 0.5,
+        17: 0.5,
+        14: 0.1,
+        18: 0.1,  # hips, knees, ankles
     }
     for j in range(25):
         v[j] = (0.0 if j in heights else 0.05 * (j % 5) + 0.2, heights.get(j, 1.3), 0.0)

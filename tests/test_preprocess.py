@@ -172,7 +172,9 @@ def test_missing_list_and_ntu60_range_exclusions(fixtures_copy, tmp_path):
     raw = fixtures_copy / "ntu"
     shutil.copy(raw / "S001C001P001R001A001.skeleton", raw / "S018C001P045R001A061.skeleton")
     missing = tmp_path / "missing.txt"
-    missing.write_text("Samples with missing skeletons\nsecond header line\n\nS001C001P001R001A008\nS003C001P015R001A034\n")
+    missing.write_text(
+        "Samples with missing skeletons\nsecond header line\n\nS001C001P001R001A008\nS003C001P015R001A034\n"
+    )
     out = tmp_path / "ntu60.parquet"
     summary = run("ntu60", raw, out, missing=missing)
     assert (summary["read"], summary["written"], summary["rejected"], summary["excluded"]) == (7, 4, 0, 3)
@@ -276,7 +278,9 @@ def kinetics_raw(fixtures_dir: Path, root: Path, train_labels=None, val_labels=N
         for vid in clips:
             shutil.copy(fixtures_dir / "kinetics" / f"{vid}.json", root / f"kinetics_{part}" / f"{vid}.json")
     if train_labels is None:
-        train_labels = {v: {"has_skeleton": True, "label": lab, "label_index": i} for v, (lab, i) in KINETICS_TRAIN.items()}
+        train_labels = {
+            v: {"has_skeleton": True, "label": lab, "label_index": i} for v, (lab, i) in KINETICS_TRAIN.items()
+        }
         train_labels["not-downloaded"] = {"has_skeleton": True, "label": "x", "label_index": 3}
     if val_labels is None:
         val_labels = {v: {"has_skeleton": v != "__U_scuxNlQ", "label": lab, "label_index": i}

@@ -106,13 +106,31 @@ def test_ntu_action_names() -> None:
     assert all(name == name.strip() and name.isascii() for name in NTU_ACTIONS)
 
 
+def test_kinetics_names_match_the_real_clips(fixtures_dir) -> None:
+    """The 400 names by label_index agree with the label/label_index of every real fixture clip."""
+    import json
+
+    from stf.data.actions import KINETICS400_ACTIONS
+
+    assert len(KINETICS400_ACTIONS) == len(set(KINETICS400_ACTIONS)) == 400
+    for path in sorted((fixtures_dir / "kinetics").glob("*.json")):
+        clip = json.loads(path.read_text())
+        assert action_name("kinetics", clip["label_index"]) == clip["label"], path.name
+
+
+def test_class_names_of_real_and_synthetic_data() -> None:
+    from stf.data.actions import class_names
+
+    assert class_names("ntu60", 3, synthetic=False) == ["drink water", "eat meal/snack", "brushing teeth"]
+    assert class_names("kinetics", 2, synthetic=True) == ["synthetic class 0", "synthetic class 1"]
+
+
 def test_action_name_per_dataset() -> None:
     assert action_name("ntu60", 0) == "drink water"
     assert action_name("ntu120", 60) == "put on headphone"
     with pytest.raises(ValueError, match="outside 0..59"):
         action_name("ntu60", 60)
-    assert action_name("kinetics", 199) == "class 199"
-    assert action_name("kinetics", 199, names={199: "motorcycling"}) == "motorcycling"
+    assert action_name("kinetics", 199, names={199: "synthetic class 199"}) == "synthetic class 199"
     assert num_classes("kinetics") == 400
     with pytest.raises(ValueError, match="unknown dataset"):
         action_name("ucla", 0)

@@ -9,8 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import write_interim
-
+from helpers import write_interim
 from stf.config import SettingSpec, SplitConfig
 from stf.data.splits import SplitError, benchmark_part, make_split_file, stratified_subsets
 
@@ -100,7 +99,8 @@ def write_ntu_interim(path, ids: list[str], num_class: int) -> None:
     info = {"dataset": "ntu60", "layout": "ntu25", "shape": [1, 2, 25, 1], "num_class": num_class, "channels": ["x"]}
     meta = ntu_meta(ids)
     rows = [
-        {**r, "n_frames": 2, "n_persons": 1} for r in meta[["sample_id", "label", "setup", "camera", "performer", "replication", "part"]].to_dict("records")
+        {**r, "n_frames": 2, "n_persons": 1}
+        for r in meta[["sample_id", "label", "setup", "camera", "performer", "replication", "part"]].to_dict("records")
     ]
     write_interim(path, info, rows, np.zeros((len(ids), 1, 2, 25, 1), np.float32))
 
@@ -123,13 +123,51 @@ def test_split_file_columns_and_summary(tmp_path):
     table = pq.read_table(out)
     df = table.to_pandas()
     assert list(df.columns) == ["sample_id", "label", "part", "p10", "p20", "p25", "p100"]
-    assert json.loads(table.schema.metadata[b"stf"]) == {"setting": "ntu60-xsub", "dataset": "ntu60", "benchmark": "xsub", "seed": 1}
-    assert summary["train"] == 30 and summary["test"] == 30 and summary["classes"] == 3
+    assert json.loads(table.schema.metadata[b"stf"]) == {
+        "setting": "ntu60-xsub", "dataset": "ntu60", "benchmark": "xsub", "seed": 1, "val_percent": 0
+    }  # fmt: skip
+    assert summary["train"] == 30 and summary["test"] == 30 and summary["val"] == 0 and summary["classes"] == 3
     assert summary["fractions"] == {"p10": 3, "p20": 6, "p25": 9, "p100": 30}
     assert not df.loc[df.part == "test", ["p10", "p20", "p25", "p100"]].to_numpy().any()
     assert (df.loc[df.part == "train", "p100"]).all()
     assert df.sample_id.tolist() == sorted(df.sample_id)
     assert df.groupby("label").p10.sum().tolist() == [1, 1, 1]
+
+
+def test_validation_part_is_held_out_stratified_and_seeded(tmp_path):
+    interim = tmp_path / "ntu60.parquet"
+    write_ntu_interim(interim, xsub_ids(per_class=20, classes=3), num_class=3)
+    spec = SettingSpec(dataset="ntu60", benchmark="xsub")
+    cfg = SplitConfig(fractions=[10, 100], seed=1)
+    plain = make_split_file(interim, spec, cfg, tmp_path / "plain.parquet").copy()
+    summary = make_split_file(interim, spec, cfg, tmp_path / "a.parquet", val_percent=20)
+    df = pq.read_table(tmp_path / "a.parquet").to_pandas()
+    base = pq.read_table(tmp_path / "plain.parquet").to_pandas()
+    # 20 % of the 30 training samples, 2 per class; the test part is untouched
+    assert summary["val"] == 6 and summary["train"] == 24 and summary["test"] == plain["test"]
+    assert df.loc[df.part == "val"].groupby("label").size().tolist() == [2, 2, 2]
+    assert (df.part == "test").tolist() == (base.part == "test").tolist()
+    assert set(df.loc[df.part == "val", "sample_id"]) <= set(base.loc[base.part == "train", "sample_id"])
+    # held out of every training subset
+    assert not df.loc[df.part == "val", ["p10", "p100"]].to_numpy().any()
+    assert df.p100.sum() == 24
+    again = make_split_file(interim, spec, cfg, tmp_path / "b.parquet", val_percent=20)
+    assert again == summary
+    assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(tmp_path / "a.parquet"))
+    other = make_split_file(
+        interim, spec, SplitConfig(fractions=[10, 100], seed=2), tmp_path / "c.parquet", val_percent=20
+    )
+    moved = pq.read_table(tmp_path / "c.parquet").to_pandas()
+    assert set(moved.loc[moved.part == "val", "sample_id"]) != set(df.loc[df.part == "val", "sample_id"])
+    assert other["val"] == 6
+
+
+def test_validation_part_too_small_is_an_error(tmp_path):
+    interim = tmp_path / "ntu60.parquet"
+    write_ntu_interim(interim, xsub_ids(per_class=4, classes=3), num_class=3)
+    spec = SettingSpec(dataset="ntu60", benchmark="xsub")
+    with pytest.raises(SplitError, match="ntu60-xsub.*validation part"):
+        make_split_file(interim, spec, SplitConfig(fractions=[100]), tmp_path / "s.parquet", val_percent=10)
 
 
 def test_split_errors_name_setting_and_class(tmp_path):
@@ -141,4 +179,6 @@ def test_split_errors_name_setting_and_class(tmp_path):
         make_split_file(interim, spec, SplitConfig(), tmp_path / "s.parquet")
     assert not (tmp_path / "s.parquet").exists()
     with pytest.raises(SplitError, match="kinetics"):
-        make_split_file(interim, SettingSpec(dataset="kinetics", benchmark="trainval"), SplitConfig(), tmp_path / "k.parquet")
+        make_split_file(
+            interim, SettingSpec(dataset="kinetics", benchmark="trainval"), SplitConfig(), tmp_path / "k.parquet"
+        )

@@ -140,4 +140,3 @@ def test_gradient_reaches_alpha_and_beta():
     torch.nn.functional.cross_entropy(stf(x), y).backward()
     no_grad = [n for n, p in stf.named_parameters() if ".stf." in n and (p.grad is None or p.grad.abs().sum() == 0)]
     assert no_grad == []
-

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +14,15 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, ArrayPart, TINY_SPEC as TINY, write_interim
-from stf import checkpoint, engine
+from helpers import KILLED_WRITER, REPO, ArrayPart, write_interim
+from helpers import TINY_SPEC as TINY
 from stf.config import Params, SettingSpec, SplitConfig, load_params
-from stf.distributed import DistContext
-from stf.engine import CrossEntropyObjective, NonFiniteLossError, Recipe, epoch_batches, epoch_seed, fit
-from stf.evaluate import load_model, predict_logits, read_scores, score_matrix
 from stf.models.msg3d import MSG3D
-from stf.train import InitModelError, finetune, linear_probe, train_baseline
-
+from stf.stages.evaluate import load_model, predict_logits, read_scores, score_matrix
+from stf.stages.train import InitModelError, finetune, linear_probe, train_baseline
+from stf.training import checkpoint, loop
+from stf.training.distributed import DistContext
+from stf.training.loop import CrossEntropyObjective, NonFiniteLossError, Recipe, epoch_batches, epoch_seed, fit
 
 
 def tiny_data(n: int, seed: int) -> ArrayPart:
@@ -32,7 +35,7 @@ def tiny_data(n: int, seed: int) -> ArrayPart:
 
 
 def tiny_fit(workdir: Path, epochs: int = 3, resume: bool = False, hook=None, objective_cls=CrossEntropyObjective,
-             fp: str = "fp", **recipe) -> tuple[engine.FitResult, MSG3D]:  # fmt: skip
+             fp: str = "fp", **recipe) -> tuple[loop.FitResult, MSG3D]:  # fmt: skip
     torch.manual_seed(0)
     model = MSG3D(TINY)
     r = Recipe(epochs=epochs, batch_size=8, forward_batch_size=4, lr=0.05, milestones=(2,), eval_batch_size=16)
@@ -194,21 +197,24 @@ def test_baseline_writes_a_complete_model_directory(baseline: dict) -> None:
     hist = pd.read_csv(out / "history.csv")
     # learnable toy data: the training loss falls and training accuracy leaves chance (33 %) behind
     assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0] and hist["train_top1"].iloc[-1] > 60.0
-    assert list(hist.columns) == ["epoch", "lr", "train_loss", "train_top1", "test_top1", "seconds"]
+    assert list(hist.columns) == ["epoch", "lr", "train_loss", "train_top1", "test_top1", "seconds", "loss_ce"]
     assert hist["epoch"].tolist() == [1, 2, 3, 4] and hist["lr"].iloc[0] == params.train.lr["ntu60"]
+    np.testing.assert_allclose(hist["loss_ce"], hist["train_loss"])
     assert hist["test_top1"].iloc[-1] == pytest.approx(metrics["top1"])
     # model.pt rebuilds the network that produced scores.parquet
     model, payload = load_model(out)
     assert payload["meta"]["variant"] == "msg3d" and payload["meta"]["setting"] == "ntu60-xsub"
+    assert payload["meta"]["seed"] == params.sizes.seeds[0] == 0
     scores = read_scores(out)
     from stf.data.dataset import load_part
 
     test = load_part(baseline["data"], baseline["split"], "test", "joint")
     assert list(scores["sample_id"]) == list(test.ids)
     np.testing.assert_allclose(predict_logits(model, test, 32), score_matrix(scores, "logits"), rtol=1e-4, atol=1e-5)
-    # resume state and dvclive logs live beside the output, never inside it
+    # dvclive logs live beside the output, never inside it; the finished run left no resume state,
+    # so a forced rerun trains again instead of reloading the last epoch
     work = out.with_name("msg3d.work")
-    assert (work / "last.pt").is_file() and (work / "dvclive" / "metrics.json").is_file()
+    assert (work / "dvclive" / "metrics.json").is_file() and not (work / "last.pt").exists()
     assert not list(baseline["root"].rglob("dvc.yaml"))
 
 
@@ -222,8 +228,13 @@ def test_killed_baseline_resumes_to_the_uninterrupted_model(baseline: dict, tmp_
     args = (baseline["params"], "ntu60-xsub", "joint", baseline["data"], baseline["split"], out)
     with pytest.raises(KeyboardInterrupt):
         train_baseline(*args, on_epoch_end=kill)
-    assert not (out / "model.pt").exists() and (tmp_path / "msg3d.work" / "last.pt").is_file()
+    work = tmp_path / "msg3d.work"
+    assert not (out / "model.pt").exists() and (work / "last.pt").is_file()
+    # then a SIGKILL in the middle of the next last.pt write leaves its temporary file behind
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(work / "last.pt")], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL and len(list(work.glob(".last.pt.*.tmp"))) == 1
     metrics = train_baseline(*args, resume=True)
+    assert not list(work.glob(".last.pt.*")) and not (work / "last.pt").exists()  # swept; finished
     assert metrics == baseline["metrics"]
     resumed, uninterrupted = load_model(out)[1]["state_dict"], load_model(baseline["out"])[1]["state_dict"]
     for k, v in uninterrupted.items():
@@ -239,8 +250,19 @@ def test_finetune_starts_from_the_baseline_and_logs_stf_terms(baseline: dict, tm
     metrics = finetune(params, "ntu60-xsub", "joint", "dcg", baseline["data"], baseline["split"], baseline["out"], out)
     hist = pd.read_csv(out / "history.csv")
     base = ["epoch", "lr", "train_loss", "train_top1", "test_top1", "seconds"]
-    assert list(hist.columns) == base + ["loss_c", "loss_ce", "loss_d", "loss_gk"] and len(hist) == 1
+    terms = ["loss_c", "loss_ce", "loss_d", "loss_gk", "weighted_c", "weighted_d", "weighted_gk"]
+    grads = ["grad_norm_ce", "grad_ratio_c", "grad_ratio_d", "grad_ratio_gk"]
+    assert list(hist.columns) == base + terms + grads and len(hist) == 1
     assert hist["lr"].iloc[0] == params.stf.lr
+    lam = params.stf.lambdas
+    row = hist.iloc[0]
+    assert row["weighted_d"] == pytest.approx(lam.d * row["loss_d"]) and row["weighted_gk"] == pytest.approx(
+        lam.gk * row["loss_gk"]
+    )
+    assert row["train_loss"] == pytest.approx(
+        row["loss_ce"] + row["weighted_c"] + row["weighted_d"] + row["weighted_gk"]
+    )
+    assert row["grad_norm_ce"] > 0 and row["grad_ratio_d"] > 0 and row["grad_ratio_gk"] > 0
     model, payload = load_model(out)
     assert payload["meta"]["variant"] == "dcg" and payload["meta"]["losses"] == ["d", "c", "gk"]
     assert any(".stf." in k for k in payload["state_dict"])
@@ -266,6 +288,7 @@ def test_linear_probe_trains_only_a_new_head(baseline: dict, tmp_path: Path) -> 
     metrics = linear_probe(params, "ntu60-xsub", "joint", baseline["data"], baseline["split"],
                            [baseline["out"], baseline["out"]], out)  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "metrics.json", "scores.parquet"]
+    assert not (tmp_path / "probe.work" / "last.pt").exists()  # finished: nothing left to resume
     assert (baseline["out"] / "model.pt").read_bytes() == before  # the source model is untouched
     hist = pd.read_csv(out / "history.csv")
     assert hist["epoch"].tolist() == [1, 2, 3] and (hist["lr"] == params.stf.probe_lr).all()
@@ -303,7 +326,7 @@ def test_torchrun_two_ranks_train_the_same_model(baseline: dict, tmp_path: Path)
 
 
 def test_resume_fingerprint_follows_params_inputs_and_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stf import runtime
+    from stf.stages import runtime
 
     data = tmp_path / "data.parquet"
     data.write_bytes(b"one")
@@ -319,3 +342,101 @@ def test_resume_fingerprint_follows_params_inputs_and_code(tmp_path: Path, monke
     data.write_bytes(b"one")
     monkeypatch.setattr(runtime, "code_digest", lambda: "edited")
     assert runtime.run_fingerprint("baseline", p, {"data": data}, setting="ntu60-xsub") != fp
+
+
+# --------------------------------------------------------------------------- loss terms, controls, seeds
+
+
+def test_gradient_probe_logs_term_ratios_without_changing_training(tmp_path: Path) -> None:
+    from stf.config import Lambdas
+    from stf.training.loop import STFObjective, gradient_norms
+
+    def objective(lambdas: Lambdas):
+        return lambda model: STFObjective(model, lambdas, ["d", "e"])
+
+    lam = Lambdas(e=0.01, d=0.1)
+    plain, m0 = tiny_fit(tmp_path / "a", epochs=2, objective_cls=objective(lam))
+    probed, m1 = tiny_fit(tmp_path / "b", epochs=2, objective_cls=objective(lam), grad_probe_batches=2)
+    for k, v in m0.state_dict().items():  # the probe's extra pass changes no weight and no BN statistic
+        assert torch.equal(m1.state_dict()[k], v), k
+    assert "grad_ratio_d" not in plain.history[0]
+    row = probed.history[-1]
+    assert row["grad_norm_ce"] > 0 and row["grad_ratio_d"] > 0 and row["grad_ratio_e"] > 0
+    assert row["weighted_e"] == pytest.approx(lam.e * row["loss_e"])
+    # a ratio is ‖∇ λ L‖ / ‖∇ L_ce‖: linear in λ
+    data = tiny_data(6, 2)
+    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+    base = gradient_norms(objective(lam)(m1), x, y)
+    double = gradient_norms(objective(Lambdas(e=0.02, d=0.3))(m1), x, y)
+    assert double["grad_norm_ce"] == pytest.approx(base["grad_norm_ce"], rel=1e-6)
+    assert double["grad_ratio_e"] == pytest.approx(2 * base["grad_ratio_e"], rel=1e-4)
+    assert double["grad_ratio_d"] == pytest.approx(3 * base["grad_ratio_d"], rel=1e-4)
+
+
+def test_controls_share_the_recipe_and_differ_in_network_and_loss(baseline: dict, tmp_path: Path) -> None:
+    params = micro_params(finetune_epochs=1)
+    args = (params, "ntu60-xsub", "joint", None, baseline["data"], baseline["split"], baseline["out"])
+    ft = finetune(*args, tmp_path / "msg3d-ft", control="ft")
+    ft_b = finetune(*args, tmp_path / "msg3d-ft-b", control="ft", member=1)
+    ce = finetune(*args, tmp_path / "stf-ce", control="stf-ce")
+    base_state = load_model(baseline["out"])[1]["state_dict"]
+    states = {}
+    for name in ("msg3d-ft", "msg3d-ft-b", "stf-ce"):
+        _, payload = load_model(tmp_path / name)
+        meta, states[name] = payload["meta"], payload["state_dict"]
+        assert meta["losses"] == [] and meta["lr"] == params.stf.lr and meta["epochs"] == 1
+        hist = pd.read_csv(tmp_path / name / "history.csv")
+        assert list(hist.columns) == ["epoch", "lr", "train_loss", "train_top1", "test_top1", "seconds", "loss_ce"]
+        assert hist["lr"].iloc[0] == params.stf.lr
+    # MS-G3D+ft: the baseline's network, every weight of it, moved by the fine-tuning
+    assert set(states["msg3d-ft"]) == set(base_state)
+    assert not torch.equal(states["msg3d-ft"]["fc.weight"], base_state["fc.weight"])
+    # the second member: same start, another shuffle order -> other weights
+    assert load_model(tmp_path / "msg3d-ft-b")[1]["meta"]["run_seed"] != 0
+    assert not torch.equal(states["msg3d-ft-b"]["fc.weight"], states["msg3d-ft"]["fc.weight"])
+    # STF+ce: the STF network (new modules) trained on cross-entropy alone
+    assert set(states["stf-ce"]) > set(base_state) and any(".stf." in k for k in states["stf-ce"])
+    assert all(0.0 <= m["top1"] <= 100.0 for m in (ft, ft_b, ce))
+
+
+def test_seeds_change_initialisation_and_shuffle(baseline: dict, tmp_path: Path) -> None:
+    params = baseline["params"]
+    train_baseline(params, "ntu60-xsub", "joint", baseline["data"], baseline["split"], tmp_path / "s1", seed=1)
+    _, payload = load_model(tmp_path / "s1")
+    assert payload["meta"]["seed"] == 1
+    seed0 = load_model(baseline["out"])[1]["state_dict"]
+    assert not torch.equal(payload["state_dict"]["fc.weight"], seed0["fc.weight"])
+
+
+def test_select_lr_chooses_on_the_validation_part(
+    baseline: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stf.data.splits import make_split_file
+    from stf.stages import train as train_module
+    from stf.stages.train import read_selection, select_lr
+
+    split = tmp_path / "val-split.parquet"
+    summary = make_split_file(baseline["data"], SettingSpec(dataset="ntu60", benchmark="xsub"),
+                              SplitConfig(fractions=[100]), split, val_percent=25)  # fmt: skip
+    assert summary["val"] == 6
+    p = micro_params(finetune_epochs=1)
+    p = p.model_copy(update={"stf": p.stf.model_copy(update={"lr_grid": [1e-3, 5e-2]})})
+    parts: list[str] = []
+    load = train_module.load_part
+
+    def recording(data, split_, part, stream, fraction=100):
+        parts.append(part)
+        return load(data, split_, part, stream, fraction)
+
+    monkeypatch.setattr(train_module, "load_part", recording)
+    out = tmp_path / "select"
+    result = select_lr(p, "ntu60-xsub", "joint", None, baseline["data"], split, baseline["out"], out, control="ft")
+    assert "test" not in parts and parts.count("val") == 2
+    assert set(result["val_top1"]) == {"0.001", "0.05"} and result["n_val"] == 6
+    best = max(result["val_top1"].values())
+    assert result["val_top1"][f"{result['lr']:g}"] == best
+    assert read_selection(out) == result["lr"] == json.loads((out / "selection.json").read_text())["lr"]
+    assert json.loads((out / "lr0.05" / "metrics.json").read_text())["n"] == 6
+    with pytest.raises(ValueError, match="no val samples"):
+        finetune(p, "ntu60-xsub", "joint", "e", baseline["data"], baseline["split"], baseline["out"],
+                 tmp_path / "x", eval_part="val")  # fmt: skip

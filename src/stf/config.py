@@ -42,7 +42,8 @@ class ParamsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a boolean or a numeric string is no number (an int is still a float); unknown keys are errors
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --------------------------------------------------------------------------- settings
@@ -127,7 +128,6 @@ class TrainConfig(_Section):
     nesterov: bool = True
     weight_decay: NonNegFloat = 5e-4
     lr_gamma: PosFloat = 0.1
-    seed: NonNegInt = 0
     amp: bool = False  # CUDA autocast; ignored on CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: NonNegInt = 0
@@ -143,7 +143,11 @@ class Lambdas(_Section):
 
 class STFConfig(_Section):
     lambdas: Lambdas = Lambdas()
-    lr: PosFloat = 1e-3  # the paper picks from {1e-3, 5e-4, 1e-4}; sweep with `dvc exp run -S stf.lr=...`
+    # fine-tuning lr of every fine-tuned model (STF variants and the cross-entropy controls),
+    # fixed a priori; the paper picks from {1e-3, 5e-4, 1e-4}
+    lr: PosFloat = 1e-3
+    # candidates of `stf select-lr`, which picks one on the split's validation part (never the test part)
+    lr_grid: list[PosFloat] = [1e-3, 5e-4, 1e-4]
     graph_scales: PosInt = 3  # K: scales of eq. 1 that carry G_k
     beta_hidden: PosInt = 16  # channels inside beta (3 conv layers -> T x V embedding)
     alpha_hidden: PosInt = 64  # channels inside alpha (2 conv layers -> K x V x V)
@@ -168,6 +172,12 @@ class STFConfig(_Section):
         missing = [v for v in self.ensemble if v not in self.variants]
         if missing:
             raise ValueError(f"ensemble names unknown variants {missing}; known: {sorted(self.variants)}")
+        # a variant's models live in stf-<name>; "ce" is the STF+ce control's directory (stf-ce)
+        bad = [v for v in self.variants if v == "ce" or not v.replace("_", "").isalnum()]
+        if bad:
+            raise ValueError(f"variant names must be letters/digits/_ and not 'ce' (the STF+ce control), got {bad}")
+        if len(self.ensemble) != len(set(self.ensemble)):
+            raise ValueError(f"ensemble lists a variant twice: {self.ensemble}")
         return self
 
 
@@ -179,6 +189,11 @@ class ReportConfig(_Section):
     per_class_setting: SettingName = "ntu60-xsub"
     focus_samples: NonNegInt = 4
     top_k: list[PosInt] = [1, 5]
+    # paired comparisons (stf.report.statistics): resamples of the bootstrap interval and of the
+    # permutation test, their random seed, and the significance level
+    resamples: Annotated[int, Field(ge=99)] = 9999
+    stats_seed: NonNegInt = 0
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
 
 
 # --------------------------------------------------------------------------- profiles
@@ -208,6 +223,12 @@ class Profile(_Section):
     probe_epochs: PosInt = 10
     eval_batch_size: PosInt = 64
     threads: NonNegInt = 0  # torch CPU threads per job; 0 = torch default
+    # every model is trained once per seed (init and shuffle order); seed 0 keeps the plain paths
+    seeds: list[NonNegInt] = [0]
+    # percent of each class's training samples held out as the split's `val` part (0 = none)
+    val_percent: Annotated[int, Field(ge=0, lt=100)] = 0
+    # global batches per epoch on which a fine-tuning run also measures each loss term's gradient norm
+    grad_probe_batches: NonNegInt = 2
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
@@ -220,6 +241,8 @@ class Profile(_Section):
         for ds, steps in self.lr_steps.items():
             if steps != sorted(steps):
                 raise ValueError(f"lr_steps.{ds} must be increasing, got {steps}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must list at least one seed, each once, got {self.seeds}")
         return self
 
 

@@ -5,61 +5,55 @@ rule raw:
     """Write the dataset's raw files: synthetic ones, or the real archives unpacked, as the
     profile's `source` says."""
     input:
-        code=code("stf.data.synth", "stf.data.fetch"),
+        unpack(job_inputs("raw")),
     output:
-        raw=directory("data/raw/{dataset}"),
+        **PIPELINE.outputs("raw", directory),
     log:
-        "logs/raw/{dataset}.log",
+        PIPELINE.log("raw"),
     params:
-        tracked=tracked(
-            "synth",
-            "data.{dataset}",
-            "profiles.{profile}.source",
-            "profiles.{profile}.synth",
-        ),
+        cmd=job_command("raw"),
+        tracked=job_params("raw"),
+    wildcard_constraints:
+        **PIPELINE.wildcard_constraints("raw"),
     conda:
         "../envs/stf.yaml"
     shell:
-        "stf raw --params params.yaml --dataset {wildcards.dataset} --out {output.raw} 2> {log}"
+        "{params.cmd} 2> {log}"
 
 
 rule preprocess:
     """Normalise, pad and pack every raw sample into one parquet (+ the rejected-files list)."""
     input:
-        raw="data/raw/{dataset}",
-        code=code("stf.data.preprocess"),
+        unpack(job_inputs("preprocess")),
     output:
-        data="data/interim/{dataset}.parquet",
-        rejected="data/interim/{dataset}.rejected.csv",
+        **PIPELINE.outputs("preprocess", directory),
     log:
-        "logs/preprocess/{dataset}.log",
+        PIPELINE.log("preprocess"),
     params:
-        tracked=tracked(
-            "preprocess",
-            "profiles.{profile}.frames",
-            "data.ntu60_missing",
-            "data.ntu120_missing",
-        ),
+        cmd=job_command("preprocess"),
+        tracked=job_params("preprocess"),
+    wildcard_constraints:
+        **PIPELINE.wildcard_constraints("preprocess"),
     conda:
         "../envs/stf.yaml"
     shell:
-        "stf preprocess --params params.yaml --dataset {wildcards.dataset} --raw {input.raw}"
-        " --out {output.data} 2> {log}"
+        "{params.cmd} 2> {log}"
 
 
 rule split:
     """Train/test split of one benchmark setting, with the stratified training subsets."""
     input:
-        data=lambda wc: interim(job_fields(wc)["dataset"]),
-        code=code("stf.data.splits"),
+        unpack(job_inputs("split")),
     output:
-        split="data/splits/{setting}.parquet",
+        **PIPELINE.outputs("split", directory),
     log:
-        "logs/split/{setting}.log",
+        PIPELINE.log("split"),
     params:
-        tracked=tracked("split", "settings.{setting}"),
+        cmd=job_command("split"),
+        tracked=job_params("split"),
+    wildcard_constraints:
+        **PIPELINE.wildcard_constraints("split"),
     conda:
         "../envs/stf.yaml"
     shell:
-        "stf split --params params.yaml --setting {wildcards.setting} --data {input.data}"
-        " --out {output.split} 2> {log}"
+        "{params.cmd} 2> {log}"

@@ -4,24 +4,16 @@
 rule evaluate:
     """Softmax-average the ensemble's STF models (params stf.ensemble) on the test part."""
     input:
-        unpack(model_data),
-        models=lambda wc: [f"models/{wc.model}/stf-{v}" for v in ENSEMBLE],
-        code=code("stf.evaluate"),
+        unpack(job_inputs("evaluate")),
     output:
-        model=directory("models/{model}/stf"),
+        **PIPELINE.outputs("evaluate", directory),
     log:
-        "logs/evaluate/{model}.log",
+        PIPELINE.log("evaluate"),
     params:
-        setting=model_field("setting"),
-        stream=model_field("stream"),
-        models=lambda wc, input: " ".join(f"--model {m}" for m in input.models),
-        tracked=tracked(
-            "settings.{setting}",
-            "train.device",
-            "train.amp",
-            "profiles.{profile}.eval_batch_size",
-            "profiles.{profile}.threads",
-        ),
+        cmd=job_command("evaluate"),
+        tracked=job_params("evaluate"),
+    wildcard_constraints:
+        **PIPELINE.wildcard_constraints("evaluate"),
     threads: THREADS
     resources:
         gpu=1,
@@ -30,23 +22,23 @@ rule evaluate:
     conda:
         "../envs/stf.yaml"
     shell:
-        "stf evaluate --params params.yaml --setting {params.setting} --stream {params.stream}"
-        " --data {input.data} --split {input.split} {params.models} --out {output.model} 2> {log}"
+        "{params.cmd} 2> {log}"
 
 
 rule fuse:
     """J+B: the weighted mean of the joint and bone softmax probabilities of one method."""
     input:
-        joint="models/{setting}/joint/{method}",
-        bone="models/{setting}/bone/{method}",
-        code=code("stf.fuse"),
+        unpack(job_inputs("fuse")),
     output:
-        fused=directory("results/{setting}/{method}"),
+        **PIPELINE.outputs("fuse", directory),
     log:
-        "logs/fuse/{setting}/{method}.log",
+        PIPELINE.log("fuse"),
     params:
-        tracked=tracked("fuse"),
+        cmd=job_command("fuse"),
+        tracked=job_params("fuse"),
+    wildcard_constraints:
+        **PIPELINE.wildcard_constraints("fuse"),
     conda:
         "../envs/stf.yaml"
     shell:
-        "stf fuse --params params.yaml --joint {input.joint} --bone {input.bone} --out {output.fused} 2> {log}"
+        "{params.cmd} 2> {log}"

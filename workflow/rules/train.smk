@@ -12,24 +12,16 @@
 rule train:
     """Train the MS-G3D baseline of one model id (a setting/stream, or a Table 4 subset)."""
     input:
-        unpack(model_data),
-        code=code("stf.train"),
+        unpack(job_inputs("train")),
     output:
-        model=directory("models/{model}/msg3d"),
+        **PIPELINE.outputs("train", directory),
     log:
-        "logs/train/{model}.log",
+        PIPELINE.log("train"),
     params:
-        setting=model_field("setting"),
-        stream=model_field("stream"),
-        fraction=model_field("fraction"),
-        tracked=tracked(
-            "settings.{setting}",
-            *SPEC_KEYS,
-            *RECIPE_KEYS,
-            "train.lr.{dataset}",
-            "profiles.{profile}.epochs.{dataset}",
-            "profiles.{profile}.lr_steps.{dataset}",
-        ),
+        cmd=job_command("train"),
+        tracked=job_params("train"),
+    wildcard_constraints:
+        **PIPELINE.wildcard_constraints("train"),
     threads: THREADS
     resources:
         gpu=1,
@@ -38,43 +30,28 @@ rule train:
     conda:
         "../envs/stf.yaml"
     shell:
-        "stf train --params params.yaml --setting {params.setting} --stream {params.stream}"
-        " --data {input.data} --split {input.split} --fraction {params.fraction}"
-        " --out {output.model} --resume 2> {log}"
+        "{params.cmd} 2> {log}"
 
 
-# One rule per STF variant, because each reads its own loss weights: after a change of
-# stf.lambdas.e only finetune_e (and what uses its models) reruns.
-for variant, losses in config["stf"]["variants"].items():
+# One rule per STF variant (finetune_dcg, finetune_e, finetune_m2, ...), because each reads its
+# own loss weights: after a change of stf.lambdas.e only finetune_e (and what uses its models)
+# reruns.
+for stage in PIPELINE.family("finetune"):
 
     rule:
         name:
-            f"finetune_{variant}"
+            stage
         input:
-            unpack(model_data),
-            init="models/{model}/msg3d",
-            code=code("stf.train"),
+            unpack(job_inputs(stage)),
         output:
-            model=directory(f"models/{{model}}/stf-{variant}"),
+            **PIPELINE.outputs(stage, directory),
         log:
-            f"logs/finetune_{variant}/{{model}}.log",
+            PIPELINE.log(stage),
         params:
-            variant=variant,
-            setting=model_field("setting"),
-            stream=model_field("stream"),
-            fraction=model_field("fraction"),
-            tracked=tracked(
-                "settings.{setting}",
-                *SPEC_KEYS,
-                *STF_SPEC_KEYS,
-                *RECIPE_KEYS,
-                "stf.lr",
-                "stf.focus_layer",
-                "stf.loss_norm",
-                "profiles.{profile}.finetune_epochs",
-                f"stf.variants.{variant}",
-                *(f"stf.lambdas.{loss}" for loss in losses),
-            ),
+            cmd=job_command(stage),
+            tracked=job_params(stage),
+        wildcard_constraints:
+            **PIPELINE.wildcard_constraints(stage),
         threads: THREADS
         resources:
             gpu=1,
@@ -83,34 +60,20 @@ for variant, losses in config["stf"]["variants"].items():
         conda:
             "../envs/stf.yaml"
         shell:
-            "stf finetune --params params.yaml --setting {params.setting} --stream {params.stream}"
-            " --data {input.data} --split {input.split} --variant {params.variant}"
-            " --init {input.init} --fraction {params.fraction} --out {output.model} --resume 2> {log}"
-
-
-PROBE_KEYS = [
-    f"settings.{SHIFT_SETTING}",
-    *RECIPE_KEYS,
-    "stf.probe_lr",
-    "profiles.{profile}.probe_epochs",
-]
+            "{params.cmd} 2> {log}"
 
 
 rule probe_msg3d:
     """Linear probe of the frozen NTU-60 x-sub joint MS-G3D on NTU-120 x-sub (the shift test)."""
     input:
-        data=interim(config["settings"][SHIFT_SETTING]["dataset"]),
-        split=split_of(SHIFT_SETTING),
-        models=[f"models/{MAIN}/msg3d"],
-        code=code("stf.train"),
+        unpack(job_inputs("probe_msg3d")),
     output:
-        model=directory("models/shift/msg3d"),
+        **PIPELINE.outputs("probe_msg3d", directory),
     log:
-        "logs/probe_msg3d.log",
+        PIPELINE.log("probe_msg3d"),
     params:
-        setting=SHIFT_SETTING,
-        models=lambda wc, input: " ".join(f"--model {m}" for m in input.models),
-        tracked=tracked(*PROBE_KEYS),
+        cmd=job_command("probe_msg3d"),
+        tracked=job_params("probe_msg3d"),
     threads: THREADS
     resources:
         gpu=1,
@@ -119,17 +82,17 @@ rule probe_msg3d:
     conda:
         "../envs/stf.yaml"
     shell:
-        "stf probe --params params.yaml --setting {params.setting} --stream joint"
-        " --data {input.data} --split {input.split} {params.models} --out {output.model} --resume 2> {log}"
+        "{params.cmd} 2> {log}"
 
 
 use rule probe_msg3d as probe_stf with:
+    """The same probe of the frozen STF ensemble (params stf.ensemble)."""
     input:
-        data=interim(config["settings"][SHIFT_SETTING]["dataset"]),
-        split=split_of(SHIFT_SETTING),
-        models=[f"models/{MAIN}/stf-{v}" for v in ENSEMBLE],
-        code=code("stf.train"),
+        unpack(job_inputs("probe_stf")),
     output:
-        model=directory("models/shift/stf"),
+        **PIPELINE.outputs("probe_stf", directory),
     log:
-        "logs/probe_stf.log",
+        PIPELINE.log("probe_stf"),
+    params:
+        cmd=job_command("probe_stf"),
+        tracked=job_params("probe_stf"),

@@ -53,9 +53,7 @@ def bone_features(
     """
     cc = _coord_channels(layout) if coord_channels is None else coord_channels
     if x.ndim != 5 or not 0 < cc <= x.shape[1] or x.shape[3] != layout.num_joints:
-        raise ValueError(
-            f"bone_features needs (N, C>={cc}, T, V={layout.num_joints}, M), got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"bone_features needs (N, C>={cc}, T, V={layout.num_joints}, M), got shape {tuple(x.shape)}")
     parents = layout.bone_parents  # (V,): v2 of each joint's pair
     if isinstance(x, torch.Tensor):
         xp = x.index_select(3, torch.from_numpy(parents).to(x.device))  # (N, C, T, V, M): x at v2
@@ -127,19 +125,20 @@ class SkeletonPart(Dataset):
 def load_part(
     interim: Path,
     split: Path,
-    part: Literal["train", "test"],
+    part: Literal["train", "val", "test"],
     stream: Literal["joint", "bone"],
     fraction: int = 100,
 ) -> SkeletonPart:
-    """Interim parquet + split parquet -> the samples of `part` (train: the `p{fraction}` subset).
+    """Interim parquet + split parquet -> the samples of `part` (train: the `p{fraction}` subset;
+    val: the validation part held out of training, empty when the split has none).
 
     Rows keep the interim order (sorted by sample id). Reads metadata only. Raises
     `DatasetError` when the split names samples the interim file lacks, when the datasets
     differ, or when column `p{fraction}` does not exist.
     """
     interim, split = Path(interim), Path(split)
-    if part not in ("train", "test"):
-        raise DatasetError(f"part must be 'train' or 'test', got {part!r}")
+    if part not in ("train", "val", "test"):
+        raise DatasetError(f"part must be 'train', 'val' or 'test', got {part!r}")
     if stream not in ("joint", "bone"):
         raise DatasetError(f"stream must be 'joint' or 'bone', got {stream!r}")
     meta, info = read_interim_meta(interim)

@@ -86,9 +86,12 @@ def _is_url(text: str) -> bool:
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh, tqdm(
-        total=path.stat().st_size, unit="B", unit_scale=True, desc=f"sha256 {path.name}", disable=None, leave=False
-    ) as bar:
+    with (
+        open(path, "rb") as fh,
+        tqdm(
+            total=path.stat().st_size, unit="B", unit_scale=True, desc=f"sha256 {path.name}", disable=None, leave=False
+        ) as bar,
+    ):
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             bar.update(len(chunk))

@@ -5,7 +5,7 @@
 any map-style Dataset whose item is a batch) read in `num_workers` worker processes
 (0 = in this process), `PREFETCH_FACTOR` batches ahead per worker, into pinned memory when
 the device is CUDA. The order is the caller's: the training loop passes its seeded epoch
-permutation cut into this rank's forward chunks (`stf.engine`), evaluation the contiguous
+permutation cut into this rank's forward chunks (`stf.training.loop`), evaluation the contiguous
 batches of this rank's shard (`contiguous_batches`). Each batch is read from the parquet
 when it is needed, so memory holds at most (workers × prefetch + 1) batches, whatever the
 dataset size; the numbers are the same with any worker count.

@@ -234,9 +234,7 @@ def length_indices(lengths: np.ndarray, frames: int, pad: Literal["repeat", "zer
     return np.where(n >= frames, longer, shorter)
 
 
-def fit_frames(
-    values: np.ndarray, lengths: np.ndarray, frames: int, pad: Literal["repeat", "zero"]
-) -> np.ndarray:
+def fit_frames(values: np.ndarray, lengths: np.ndarray, frames: int, pad: Literal["repeat", "zero"]) -> np.ndarray:
     """Concatenated sequences -> one batch fitted to `frames`: (F, C, V, M) -> (B, C, frames, V, M).
 
     values: the frames of B samples one after another, frame-major, F = sum(lengths);

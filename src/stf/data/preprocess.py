@@ -50,6 +50,7 @@ from stf.data.normalize import (
     OPENPOSE_HEIGHT,
     NormalizeSpec,
     fit_frames,
+    fit_length,
     normalize_sequence,
     valid_from_coords,
 )
@@ -156,7 +157,9 @@ class InterimWriter:
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)  # (k + 1,) byte offsets
         blob = np.concatenate([d.reshape(-1) for d in self._data])  # (sum of n_frames*C*V*M,)
         arrays = [pa.array([r[name] for r in self._rows], _META_TYPES[name]) for name in META_COLUMNS]
-        arrays.append(pa.BinaryArray.from_buffers(pa.binary(), len(self._rows), [None, pa.py_buffer(offsets), pa.py_buffer(blob)]))
+        arrays.append(
+            pa.BinaryArray.from_buffers(pa.binary(), len(self._rows), [None, pa.py_buffer(offsets), pa.py_buffer(blob)])
+        )
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema), row_group_size=len(self._rows))
         self.written += len(self._rows)
         self._rows, self._data, self._buffered = [], [], 0
@@ -429,15 +432,47 @@ def _finite(x: np.ndarray, what: str) -> None:
         raise ValueError(f"non-finite {what} (NaN or inf)")
 
 
+def prepare_ntu_bodies(xyz: np.ndarray, cfg: PreprocessConfig, spec: NormalizeSpec) -> tuple[np.ndarray, int]:
+    """NTU bodies as read (F, B, 25, 3) -> ((C, F', V, M) float32 before fitting to T, persons present).
+
+    The energy rule keeps `cfg.persons` of the first `cfg.max_bodies_read` body slots; a joint
+    is present where any coordinate is non-zero, and that is the visibility channel (when
+    `cfg.visibility_channel`); then `normalize_sequence`.
+    """
+    if xyz.shape[0] == 0:
+        raise ValueError("no frames")
+    _finite(xyz, "coordinates")
+    xyz = ntu_format.select_bodies(xyz, keep=cfg.persons, max_read=cfg.max_bodies_read)  # (F, M, 25, 3)
+    valid = valid_from_coords(xyz)  # (F, M, 25)
+    extra = valid.astype(np.float32) if cfg.visibility_channel else None
+    sample = normalize_sequence(xyz, valid, extra, spec)  # (C, F', V, M)
+    return sample, int(valid.any(axis=(0, 2)).sum())
+
+
+def prepare_openpose(
+    pose: np.ndarray, score: np.ndarray, cfg: PreprocessConfig, spec: NormalizeSpec
+) -> tuple[np.ndarray, int]:
+    """OpenPose-18 pose (F, P, 18, 2) in [0, 1] image units and score (F, P, 18) ->
+    ((3, F', 18, M) float32 before fitting to T, persons present).
+
+    Per frame the `cfg.persons` highest-scoring of the first `cfg.max_persons_read` persons
+    are kept; `kinetics_channels`; the confidence is the third channel; `normalize_sequence`.
+    """
+    if pose.shape[0] == 0:
+        raise ValueError("no frames")
+    _finite(pose, "pose")
+    _finite(score, "score")
+    pose, score = kinetics_format.select_persons(
+        pose, score, keep=cfg.persons, max_read=cfg.max_persons_read
+    )  # (F, M, 18, 2), (F, M, 18)
+    xy, valid = kinetics_channels(pose, score)
+    sample = normalize_sequence(xy, valid, score.astype(np.float32) * valid, spec)  # (3, F', V, M)
+    return sample, int(valid.any(axis=(0, 2)).sum())
+
+
 def _ntu_sample(task: _Task, job: _Job) -> tuple[dict, np.ndarray]:
     sk = ntu_format.read_skeleton(Path(task.path), max_bodies=job.cfg.max_bodies_read)
-    if sk.xyz.shape[0] == 0:
-        raise ValueError("no frames")
-    _finite(sk.xyz, "coordinates")
-    xyz = ntu_format.select_bodies(sk.xyz, keep=job.cfg.persons, max_read=job.cfg.max_bodies_read)  # (F, M, 25, 3)
-    valid = valid_from_coords(xyz)  # (F, M, 25)
-    extra = valid.astype(np.float32) if job.cfg.visibility_channel else None
-    sample = normalize_sequence(xyz, valid, extra, job.spec)  # (C, F', V, M)
+    sample, persons = prepare_ntu_bodies(sk.xyz, job.cfg, job.spec)
     row = {
         "sample_id": task.sample_id,
         "label": int(sk.action) - 1,
@@ -447,7 +482,7 @@ def _ntu_sample(task: _Task, job: _Job) -> tuple[dict, np.ndarray]:
         "replication": int(sk.replication),
         "part": "",
         "n_frames": int(sample.shape[1]),
-        "n_persons": int(valid.any(axis=(0, 2)).sum()),
+        "n_persons": persons,
     }
     return row, sample
 
@@ -465,27 +500,19 @@ def kinetics_channels(pose: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, 
 
 def _kinetics_sample(task: _Task, job: _Job) -> tuple[dict, np.ndarray]:
     clip = kinetics_format.read_clip(Path(task.path))
-    if int(clip.label_index) != task.label:
+    if task.label >= 0 and int(clip.label_index) != task.label:
         raise ValueError(f"label_index {clip.label_index} disagrees with the label file's {task.label}")
-    if clip.pose.shape[0] == 0:
-        raise ValueError("no frames")
-    _finite(clip.pose, "pose")
-    _finite(clip.score, "score")
-    pose, score = kinetics_format.select_persons(
-        clip.pose, clip.score, keep=job.cfg.persons, max_read=job.cfg.max_persons_read
-    )  # (F, M, 18, 2), (F, M, 18)
-    xy, valid = kinetics_channels(pose, score)
-    sample = normalize_sequence(xy, valid, score.astype(np.float32) * valid, job.spec)  # (3, F', V, M)
+    sample, persons = prepare_openpose(clip.pose, clip.score, job.cfg, job.spec)
     row = {
         "sample_id": task.sample_id,
-        "label": task.label,
+        "label": task.label if task.label >= 0 else int(clip.label_index),
         "setup": -1,
         "camera": -1,
         "performer": -1,
         "replication": -1,
         "part": task.part,
         "n_frames": int(sample.shape[1]),
-        "n_persons": int(valid.any(axis=(0, 2)).sum()),
+        "n_persons": persons,
     }
     return row, sample
 
@@ -497,7 +524,7 @@ def _reason(err: BaseException, path: str) -> str:
     return text if isinstance(err, ValueError) else f"{type(err).__name__}: {text}"
 
 
-def _stored(sample: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def stored_sample(sample: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """(C, F', V, M) float32 -> the stored (F', C, V, M) array of `dtype`; a value outside its range is an error."""
     out = np.ascontiguousarray(sample.transpose(1, 0, 2, 3), dtype=dtype)  # (F', C, V, M)
     if dtype != np.float32 and not np.isfinite(out).all():
@@ -517,7 +544,7 @@ def _process_chunk(tasks: Sequence[_Task], job: _Job) -> tuple[list[dict], list[
     for task in tasks:
         try:
             row, sample = one(task, job)
-            stored = _stored(sample, dtype)
+            stored = stored_sample(sample, dtype)
         except Exception as err:  # noqa: BLE001 - any bad file is reported, never fatal
             rejected.append((task.rel, _reason(err, task.path)))
             continue
@@ -538,6 +565,66 @@ def _channel_names(job: _Job) -> list[str]:
     if job.dataset == "kinetics":
         return ["x", "y", "confidence"]
     return ["x", "y", "z", "visibility"] if job.cfg.visibility_channel else ["x", "y", "z"]
+
+
+def normalize_spec(dataset: str, cfg: PreprocessConfig, frames: int) -> NormalizeSpec:
+    """The `NormalizeSpec` that `preprocess` uses for `dataset` under `cfg`, T = `frames`."""
+    family = "kinetics" if dataset == "kinetics" else "ntu"
+    return NormalizeSpec(
+        center_joint=cfg.center_joint[family],
+        height=(OPENPOSE_HEIGHT if family == "kinetics" else NTU_HEIGHT) if cfg.normalise_height else None,
+        frames=frames,
+        pad=cfg.pad,
+        rotate=cfg.msg3d_rotation and family == "ntu",
+    )
+
+
+def interim_info(dataset: str, cfg: PreprocessConfig, frames: int, num_class: int) -> dict:
+    """The b"stf" metadata of an interim parquet of `dataset` prepared under `cfg` (shape, channels...)."""
+    job = _Job(dataset=dataset, cfg=cfg, spec=normalize_spec(dataset, cfg, frames))
+    return {
+        "dataset": dataset,
+        "layout": layout_for(dataset).name,
+        "shape": list(_sample_shape(job)),
+        "num_class": int(num_class),
+        "channels": _channel_names(job),
+        "pad": cfg.pad,
+        "storage": {"dtype": cfg.storage_dtype, "axes": STORAGE_AXES},
+    }
+
+
+def prepare_raw_file(path: Path, dataset: str, cfg: PreprocessConfig, frames: int) -> tuple[dict, np.ndarray]:
+    """One raw file (NTU `.skeleton` or Kinetics clip `.json`), prepared exactly as `preprocess`
+    prepares it and fits it to T as training reads it -> (interim row dict, (C, T, V, M) float32 sample).
+
+    The file may have any name: NTU id fields (and the label) are -1 when the name is not an
+    NTU id; a Kinetics clip's label is its own `label_index`. Raises what the readers raise
+    (`ValueError` subclasses naming the file) or ValueError for an unusable sample.
+    """
+    path = Path(path)
+    job = _Job(dataset=dataset, cfg=cfg, spec=normalize_spec(dataset, cfg, frames))
+    if dataset == "kinetics":
+        row, sample = _kinetics_sample(_Task(str(path), path.name, path.stem), job)
+        return row, fit_length(sample, frames, cfg.pad, axis=1)  # (C, T, V, M)
+    sk = ntu_format.read_skeleton(path, max_bodies=cfg.max_bodies_read)
+    try:
+        ids = tuple(ntu_format.parse_sample_id(sk.name))
+    except ValueError:
+        ids = (-1, -1, -1, -1, 0)
+    sample, persons = prepare_ntu_bodies(sk.xyz, cfg, job.spec)
+    setup, camera, performer, replication, action = ids
+    row = {
+        "sample_id": sk.name,
+        "label": action - 1,
+        "setup": setup,
+        "camera": camera,
+        "performer": performer,
+        "replication": replication,
+        "part": "",
+        "n_frames": int(sample.shape[1]),
+        "n_persons": persons,
+    }
+    return row, fit_length(sample, frames, cfg.pad, axis=1)  # (C, T, V, M)
 
 
 def _ordered(
@@ -590,8 +677,9 @@ def preprocess(
     """Raw folder -> interim parquet + rejected.csv; returns {read, written, rejected, excluded, seconds, out}.
 
     Samples are stored at their own length; `frames` (T) and `cfg.pad` are recorded in the
-    metadata and applied whenever a batch is read. `workers` defaults to os.cpu_count(), fewer when there are under `MIN_FILES_PER_WORKER`
-    files per worker (1 = parse in this process); `chunk_size` files go to a worker at a time.
+    metadata and applied whenever a batch is read. `workers` defaults to os.cpu_count(), fewer
+    when there are under `MIN_FILES_PER_WORKER` files per worker (1 = parse in this process);
+    `chunk_size` files go to a worker at a time.
     Worker processes are spawned, so a script calling this needs an `if __name__ == "__main__"`
     guard. `strict` raises `PreprocessError` (after writing both files) when any file
     was rejected. A run where nothing could be written also raises.
@@ -617,25 +705,11 @@ def preprocess(
         raise PreprocessError(f"{raw_dir}: no raw {dataset} files found")
 
     layout = layout_for(dataset)
-    spec = NormalizeSpec(
-        center_joint=cfg.center_joint[family],
-        height=(OPENPOSE_HEIGHT if family == "kinetics" else NTU_HEIGHT) if cfg.normalise_height else None,
-        frames=frames,
-        pad=cfg.pad,
-        rotate=cfg.msg3d_rotation and family == "ntu",
-    )
+    spec = normalize_spec(dataset, cfg, frames)
     if not 0 <= spec.center_joint < layout.num_joints:
         raise PreprocessError(f"preprocess.center_joint.{family} = {spec.center_joint} is not a joint of {layout.name}")
     job = _Job(dataset=dataset, cfg=cfg, spec=spec)
-    info = {
-        "dataset": dataset,
-        "layout": layout.name,
-        "shape": list(_sample_shape(job)),
-        "num_class": (max(plan.labels) + 1) if plan.labels else 0,
-        "channels": _channel_names(job),
-        "pad": cfg.pad,
-        "storage": {"dtype": cfg.storage_dtype, "axes": STORAGE_AXES},
-    }
+    info = interim_info(dataset, cfg, frames, (max(plan.labels) + 1) if plan.labels else 0)
     if workers is None:
         workers = min(os.cpu_count() or 1, max(1, len(plan.tasks) // MIN_FILES_PER_WORKER))
     workers = max(1, workers)

@@ -1,10 +1,13 @@
 """Benchmark splits (x-sub, x-view, x-set, Kinetics train/val) and nested stratified subsets.
 
-`make_split_file(interim, spec, cfg, out)` reads the id columns of a preprocessed parquet and
-writes `data/splits/{setting}.parquet`: `sample_id`, `label` int32, `part` ("train"/"test")
-and one bool column `p{f}` per fraction f of `cfg.fractions` (true for the training samples
-of that subset; test rows false). Subsets are nested (p10 ⊂ p20 ⊂ p25 ⊂ p100) and keep
-round(f% of each class), at least one sample per class.
+`make_split_file(interim, spec, cfg, out, val_percent)` reads the id columns of a preprocessed
+parquet and writes `data/splits/{setting}.parquet`: `sample_id`, `label` int32, `part`
+("train"/"val"/"test") and one bool column `p{f}` per fraction f of `cfg.fractions` (true for
+the training samples of that subset; val and test rows false). With `val_percent` > 0 that
+share of the benchmark's training samples becomes the `val` part (`validation_part`: seeded,
+stratified by class); it is held out of every training subset and is what anything chosen
+(the fine-tuning lr, `stf select-lr`) is chosen on, never the test part. Subsets are nested
+(p10 ⊂ p20 ⊂ p25 ⊂ p100) and keep round(f% of each class), at least one sample per class.
 """
 
 from __future__ import annotations
@@ -97,6 +100,35 @@ def stratified_subsets(
     return out
 
 
+def validation_part(labels: np.ndarray, percent: int, seed: int) -> np.ndarray:
+    """(N,) int labels of the training samples -> (N,) bool, True for the validation part.
+
+    `percent` of the samples, stratified by class and seeded (scikit-learn's
+    `train_test_split(stratify=labels)`); percent 0 -> none. Raises `SplitError` when a class
+    has fewer than 2 samples or the part would be smaller than the number of classes.
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.zeros(labels.size, dtype=bool)
+    if percent == 0:
+        return out
+    if not 0 < percent < 100:
+        raise SplitError(f"val_percent must be in [0, 100), got {percent}")
+    counts = np.bincount(labels)
+    present = counts[counts > 0]
+    n_val = int(np.ceil(labels.size * percent / 100.0))
+    if present.min() < 2 or n_val < present.size or labels.size - n_val < present.size:
+        raise SplitError(
+            f"a stratified {percent}% validation part of {labels.size} training samples needs at least 2 "
+            f"samples per class and one per class on each side (smallest class: {int(present.min())}, "
+            f"{present.size} classes, {n_val} validation samples)"
+        )
+    _, val = train_test_split(np.arange(labels.size), test_size=n_val, stratify=labels, random_state=seed)
+    out[val] = True
+    return out
+
+
 def _check_classes(name: str, labels: np.ndarray, part: np.ndarray, num_class: int) -> None:
     train = np.bincount(labels[part == "train"], minlength=num_class)
     test = np.bincount(labels[part == "test"], minlength=num_class)
@@ -107,20 +139,49 @@ def _check_classes(name: str, labels: np.ndarray, part: np.ndarray, num_class: i
         raise SplitError(f"{name}: every class needs at least one training and one test sample ({shown})")
 
 
-def make_split_file(interim_path: Path, spec: SettingSpec, cfg: SplitConfig, out_path: Path) -> dict:
+def make_split_file(
+    interim_path: Path, spec: SettingSpec, cfg: SplitConfig, out_path: Path, val_percent: int = 0
+) -> dict:
     """Preprocessed parquet -> split parquet of one setting; returns a summary.
 
-    Summary: {"setting", "train", "test", "classes", "fractions": {"p10": n, ...}}.
+    Summary: {"setting", "train", "val", "test", "classes", "fractions": {"p10": n, ...}}
+    ("train" counts the training part without the validation part).
     """
     interim_path, out_path = Path(interim_path), Path(out_path)
     name = setting_name(spec)
     meta, info = read_interim_meta(interim_path)
     if info["dataset"] != spec.dataset:
         raise SplitError(f"{interim_path}: holds dataset {info['dataset']!r}, setting {name} needs {spec.dataset!r}")
-    num_class = int(info["num_class"])
+    return write_split_table(meta, benchmark_part(meta, spec), int(info["num_class"]), spec, cfg, out_path, val_percent)
+
+
+def write_split_table(
+    meta: pd.DataFrame,
+    part: np.ndarray,
+    num_class: int,
+    spec: SettingSpec,
+    cfg: SplitConfig,
+    out_path: Path,
+    val_percent: int = 0,
+) -> dict:
+    """Rows (sample_id, label) and their parts ("train"/"test") -> the split parquet; returns a summary.
+
+    `val_percent` of the training rows become the `val` part (see `validation_part`).
+
+    The benchmark rule (`benchmark_part`) or another source of parts (`stf import --splits-out`
+    takes a pyskl pickle's own split) decides `part`; the stratified subsets follow `cfg`.
+    """
+    out_path = Path(out_path)
+    name = setting_name(spec)
     labels = meta["label"].to_numpy(dtype=np.int64)
-    part = benchmark_part(meta, spec)
+    part = np.asarray(part, dtype=object)
     _check_classes(name, labels, part, num_class)
+    train_rows = np.flatnonzero(part == "train")
+    try:
+        held_out = validation_part(labels[train_rows], val_percent, cfg.seed)
+    except SplitError as err:
+        raise SplitError(f"{name}: {err}") from None
+    part[train_rows[held_out]] = "val"
     is_train = part == "train"
     try:
         subsets = stratified_subsets(labels[is_train], cfg.fractions, cfg.seed, num_class)
@@ -138,14 +199,18 @@ def make_split_file(interim_path: Path, spec: SettingSpec, cfg: SplitConfig, out
         full[is_train] = mask
         columns[f"p{f}"] = pa.array(full, pa.bool_())
         counts[f"p{f}"] = int(full.sum())
-    metadata = {"setting": name, "dataset": spec.dataset, "benchmark": spec.benchmark, "seed": cfg.seed}
+    metadata = {
+        "setting": name, "dataset": spec.dataset, "benchmark": spec.benchmark, "seed": cfg.seed,
+        "val_percent": int(val_percent),
+    }  # fmt: skip
     table = pa.table(columns).replace_schema_metadata({b"stf": json.dumps(metadata).encode()})
     with atomic_path(out_path) as tmp:
         pq.write_table(table, tmp)
     summary = {
         "setting": name,
         "train": int(is_train.sum()),
-        "test": int((~is_train).sum()),
+        "val": int((part == "val").sum()),
+        "test": int((part == "test").sum()),
         "classes": num_class,
         "fractions": counts,
     }

@@ -74,7 +74,9 @@ class TemporalConv(nn.Module):
         if kernel == 1:
             self.conv = PointwiseConv(c_in, c_out, stride)
         else:
-            self.conv = nn.Conv2d(c_in, c_out, (kernel, 1), stride=(stride, 1), padding=(pad, 0), dilation=(dilation, 1))
+            self.conv = nn.Conv2d(
+                c_in, c_out, (kernel, 1), stride=(stride, 1), padding=(pad, 0), dilation=(dilation, 1)
+            )
         self.bn = nn.BatchNorm2d(c_out)
 
     def forward(self, x: Tensor) -> Tensor:

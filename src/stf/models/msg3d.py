@@ -268,9 +268,7 @@ class MSG3D(nn.Module):
         c, v, m = spec.in_channels, spec.num_point, spec.num_person
         self.data_bn = nn.BatchNorm1d(m * v * c)
         chans = (c, *spec.widths)
-        self.blocks = nn.ModuleList(
-            STGCBlock(chans[i], chans[i + 1], BLOCK_STRIDES[i], i == 0, spec) for i in range(3)
-        )
+        self.blocks = nn.ModuleList(STGCBlock(chans[i], chans[i + 1], BLOCK_STRIDES[i], i == 0, spec) for i in range(3))
         self.fc = nn.Linear(spec.widths[2], spec.num_class)
 
     def _check_input(self, x: Tensor) -> None:
@@ -308,7 +306,7 @@ class MSG3D(nn.Module):
 
 
 def skeleton_family(dataset: str) -> str:
-    """"ntu" for ntu60/ntu120, "kinetics" for kinetics (keys of params.model scales)."""
+    """ "ntu" for ntu60/ntu120, "kinetics" for kinetics (keys of params.model scales)."""
     if dataset in ("ntu60", "ntu120"):
         return "ntu"
     if dataset == "kinetics":

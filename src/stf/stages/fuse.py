@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from stf.config import FuseConfig
-from stf.evaluate import METRICS, SCORES, compute_metrics, log_probs, read_scores, score_matrix, write_scores
 from stf.io import write_json_atomic
+from stf.stages.evaluate import METRICS, SCORES, compute_metrics, log_probs, read_scores, score_matrix, write_scores
 
 log = logging.getLogger(__name__)
 

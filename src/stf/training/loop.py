@@ -7,12 +7,15 @@ they are equal). SGD + Nesterov momentum, `MultiStepLR` stepped per epoch, shuff
 drop_last (a training set smaller than one batch is one short batch), the test part
 scored after every epoch, and after every epoch the resume state `<workdir>/last.pt`.
 
-Under torchrun (see `stf.distributed`) every rank draws the same permutation, owns a
+Under torchrun (see `stf.training.distributed`) every rank draws the same permutation, owns a
 contiguous slice of each global batch, and all ranks score a shard of the test part; rank
 0 writes the checkpoint. A non-finite loss stops the run before the optimiser step with
 `NonFiniteLossError` (naming epoch and step); `last.pt` then still holds the last good
 epoch. A run resumed from `last.pt` ends with the same weights as an uninterrupted one:
 the shuffle seed of epoch e is derived from (seed, e) and the RNG states are restored.
+Once a run's outputs are written its `last.pt` is deleted (`discard_resume_state`), so only
+an interrupted run resumes; a (re)starting run first sweeps the temporaries of a killed
+`last.pt` write (`open_resume_state`).
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from stf import distributed
-from stf.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from stf.data.loader import batch_loader
-from stf.evaluate import amp_dtype, autocast, predict_logits, topk_accuracy
+from stf.io import remove_stale_temps
+from stf.method.losses import LossTerms
+from stf.stages.evaluate import amp_dtype, autocast, predict_logits, topk_accuracy
+from stf.training import distributed
+from stf.training.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ class NonFiniteLossError(ValueError):
 
 @dataclass(frozen=True)
 class Recipe:
-    """Optimisation settings of one run (built from params by `stf.train`)."""
+    """Optimisation settings of one run (built from params by `stf.stages.train`)."""
 
     epochs: int
     batch_size: int
@@ -62,6 +67,9 @@ class Recipe:
     seed: int = 0
     eval_batch_size: int = 64
     amp: bool = False  # CUDA autocast (bfloat16 where supported, else float16 + GradScaler)
+    # the first this many global batches of each epoch also measure every loss term's
+    # gradient norm (`gradient_norms`); 0 = never. Only objectives with terms besides L_ce.
+    grad_probe_batches: int = 0
     num_workers: int = 0  # data-loader worker processes (do not change the result)
 
 
@@ -69,7 +77,9 @@ class Recipe:
 
 
 class Objective(nn.Module):
-    """Wraps `model`; `forward(x, y)` -> (total loss, logits (B, K) detached, {term: float}).
+    """Wraps `model`; `terms(x, y)` -> `stf.losses.LossTerms` (logits and the weighted summands
+    of the loss, "ce" first); `forward(x, y)` -> (total loss, logits (B, K) detached,
+    {term: float}).
 
     The loss is computed inside `forward` so that DistributedDataParallel wraps it.
     """
@@ -78,22 +88,33 @@ class Objective(nn.Module):
         super().__init__()
         self.model = model
 
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        """Names of the summands `terms` returns ("ce" first)."""
+        return ("ce",)
 
-class CrossEntropyObjective(Objective):
-    """The MS-G3D baseline loss: cross-entropy of the logits."""
+    def terms(self, x: torch.Tensor, y: torch.Tensor) -> LossTerms:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        terms = self.terms(x, y)
+        total = terms.total()
+        parts = terms.parts()
+        values = {k: v for k, v in parts.items() if k != "total"}
+        values |= {f"weighted_{k}": float(v.detach()) for k, v in terms.weighted.items() if k != "ce"}
+        return total, terms.logits.detach(), values
+
+
+class CrossEntropyObjective(Objective):
+    """The MS-G3D baseline loss (and that of the cross-entropy controls): cross-entropy of the logits."""
+
+    def terms(self, x: torch.Tensor, y: torch.Tensor) -> LossTerms:
         logits = self.model(x)  # (B, K)
-        loss = F.cross_entropy(logits.float(), y)
-        return loss, logits.detach(), {}
+        return LossTerms(logits, {"ce": F.cross_entropy(logits.float(), y)}, {})
 
 
 class STFObjective(Objective):
-    """Eq. 6: `stf.losses.stf_objective` with the given λ, active terms and focus-distance norm.
-
-    The logits on the clean input are taken from the first call of `model.fc` inside the
-    objective (a forward hook), so no extra forward pass touches the BatchNorm statistics.
-    """
+    """Eq. 6: `stf.losses.stf_loss_terms` with the given λ, active terms and focus-distance norm."""
 
     def __init__(self, model: nn.Module, lambdas: Any, active: list[str], norm: str = "rms") -> None:
         super().__init__(model)
@@ -101,24 +122,43 @@ class STFObjective(Objective):
         self.active = list(active)
         self.norm = norm
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        from stf.losses import stf_objective
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        from stf.method.losses import LOSS_NAMES
 
-        seen: list[torch.Tensor] = []
+        run = [n for n in LOSS_NAMES if n in self.active and float(getattr(self.lambdas, n)) > 0]
+        return ("ce", *run)
 
-        def keep_first(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-            if not seen:
-                seen.append(output.detach())
+    def terms(self, x: torch.Tensor, y: torch.Tensor) -> LossTerms:
+        from stf.method.losses import stf_loss_terms
 
-        handle = self.model.fc.register_forward_hook(keep_first)
-        try:
-            total, parts = stf_objective(self.model, x, y, self.lambdas, self.active, norm=self.norm)
-        finally:
-            handle.remove()
-        if not seen:
-            raise RuntimeError("stf_objective did not call model.fc; cannot record training accuracy")
-        terms = {k: float(v) for k, v in parts.items() if k != "total"}
-        return total, seen[0], terms
+        return stf_loss_terms(self.model, x, y, self.lambdas, self.active, norm=self.norm)
+
+
+def gradient_norms(objective: Objective, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Each loss summand's gradient norm over the model's trainable parameters, on one batch.
+
+    Returns {"grad_norm_ce": ‖∇θ L_ce‖, "grad_ratio_<k>": ‖∇θ λ_k L_k‖ / ‖∇θ L_ce‖ for every
+    other summand} (ratio NaN when ‖∇θ L_ce‖ is 0). Runs its own forward pass with BatchNorm
+    running statistics frozen and `torch.autograd.grad` (no `.grad` is touched, no RNG is
+    drawn), so training with this probe gives the same weights as training without it.
+    """
+    from stf.method.losses import batchnorm_stats_frozen
+
+    model = objective.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    with batchnorm_stats_frozen(model):
+        terms = objective.terms(x, y)
+    names = list(terms.weighted)
+    norms: dict[str, float] = {}
+    for i, name in enumerate(names):
+        grads = torch.autograd.grad(terms.weighted[name], params, retain_graph=i < len(names) - 1, allow_unused=True)
+        squares = [g.detach().double().pow(2).sum() for g in grads if g is not None]
+        norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+    ce = norms["ce"]
+    out = {"grad_norm_ce": ce}
+    out |= {f"grad_ratio_{k}": (v / ce if ce > 0 else float("nan")) for k, v in norms.items() if k != "ce"}
+    return out
 
 
 # --------------------------------------------------------------------------- batches
@@ -181,6 +221,27 @@ class FitResult:
     start_epoch: int = 0
 
 
+def open_resume_state(path: Path, fp: str, resume: bool, ctx: distributed.DistContext) -> dict | None:
+    """What a (re)starting run does with its resume file `path`: sweep the temporaries a killed
+    write of it left behind (rank 0), then, with `resume`, return `load_resume_state(path, fp)`."""
+    if ctx.is_main:
+        for stale in remove_stale_temps(path):
+            log.info("removed %s, left by a write that was killed", stale)
+    return load_resume_state(path, fp) if resume else None
+
+
+def discard_resume_state(workdir: Path) -> None:
+    """Delete `<workdir>/last.pt` once the run's outputs are written (rank 0 calls it).
+
+    A finished run leaves nothing to resume: a forced rerun (`snakemake --forcerun`,
+    `dvc repro -f`) trains again from epoch 1 instead of reloading the final epoch. Only a
+    run stopped before its outputs were written resumes.
+    """
+    last = Path(workdir) / LAST
+    last.unlink(missing_ok=True)
+    remove_stale_temps(last)
+
+
 def load_resume_state(path: Path, fp: str) -> dict | None:
     """The resume dict in `path` if it exists, reads, and carries fingerprint `fp`; else None (logged)."""
     if not path.is_file():
@@ -217,17 +278,23 @@ def _train_epoch(
     loader = iter(batch_loader(train, [c for step in plan for c in step], recipe.num_workers, ctx.device))
     loss_sum, correct, count = 0.0, 0.0, 0.0
     term_sums: dict[str, float] = {}
+    probe = len(objective.term_names) > 1 and recipe.grad_probe_batches > 0
+    probe_sums: dict[str, float] = {}
+    probes = 0
     steps = tqdm(zip(batches, plan, strict=True), total=len(batches), desc=f"epoch {epoch + 1}", leave=False,
                  disable=not ctx.is_main)  # fmt: skip
     for step, (gidx, local_chunks) in enumerate(steps):
         n_chunks = [-(-size // f) for size in distributed.slice_sizes(len(gidx), ctx.world_size)]  # per rank
+        # this step's chunks from the loader: (x (b, C, T, V, M), y (b,)) each, on the device
+        loaded = [tuple(t.to(ctx.device, non_blocking=True) for t in next(loader)[:2]) for _ in local_chunks]
+        if probe and step < recipe.grad_probe_batches and len(local_chunks):
+            for k, v in gradient_norms(objective, *loaded[0]).items():
+                probe_sums[k] = probe_sums.get(k, 0.0) + v
+            probes += 1
         bn_before = distributed.batchnorm_snapshot(objective) if ctx.distributed else []
         opt.zero_grad(set_to_none=True)
         bad = False
-        for j, cidx in enumerate(local_chunks):
-            xb, yb, _ = next(loader)  # the samples cidx: (b, C, T, V, M), (b,)
-            x = xb.to(ctx.device, non_blocking=True)
-            y = yb.to(ctx.device, non_blocking=True)
+        for j, (cidx, (x, y)) in enumerate(zip(local_chunks, loaded, strict=True)):
             last_chunk = j == len(local_chunks) - 1
             sync = contextlib.nullcontext() if last_chunk or not ctx.distributed else net.no_sync()
             with sync:
@@ -252,7 +319,12 @@ def _train_epoch(
     keys = sorted(term_sums)
     sums = distributed.all_sum([loss_sum, correct, count] + [term_sums[k] for k in keys], ctx)
     row = {"train_loss": sums[0] / sums[2], "train_top1": 100.0 * sums[1] / sums[2]}
-    row.update({f"loss_{k}": s / sums[2] for k, s in zip(keys, sums[3:])})
+    for k, s in zip(keys, sums[3:], strict=True):
+        row[k if k.startswith("weighted_") else f"loss_{k}"] = s / sums[2]
+    if probe:
+        pkeys = sorted(probe_sums)
+        psums = distributed.all_sum([float(probes)] + [probe_sums[k] for k in pkeys], ctx)
+        row.update({k: s / psums[0] for k, s in zip(pkeys, psums[1:], strict=True)})
     return row
 
 
@@ -276,7 +348,8 @@ def fit(
     After each epoch: score `test`, append a history row (epoch, lr, train_loss,
     train_top1, test_top1, seconds, loss_<term>...), write `<workdir>/last.pt` (rank 0),
     call `log_row(epoch, row)` (rank 0) and `on_epoch_end(epoch, row)` (every rank).
-    With `resume`, continue from `last.pt` when its fingerprint equals `fingerprint`.
+    With `resume`, continue from `last.pt` when its fingerprint equals `fingerprint`. The
+    caller deletes `last.pt` once it has written the run's outputs (`discard_resume_state`).
     """
     test_y = np.asarray(test.y)
     if min(len(train), recipe.batch_size) < ctx.world_size:
@@ -292,7 +365,7 @@ def fit(
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
     last = Path(workdir) / LAST
     result = FitResult()
-    state = load_resume_state(last, fingerprint) if resume else None
+    state = open_resume_state(last, fingerprint, resume, ctx)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -323,7 +396,7 @@ def fit(
             "train_top1": stats.pop("train_top1"),
             "test_top1": topk_accuracy(result.test_logits, test_y, 1),
             "seconds": time.perf_counter() - t0,
-            **stats,  # loss_<term> means (fine-tuning)
+            **stats,  # loss_<term>, weighted_<term> means; grad_norm_ce, grad_ratio_<term> (probed batches)
         }
         result.history.append(row)
         log.info(

@@ -1,10 +1,11 @@
 """Linear probe heads on frozen features (the paper's data-shift test).
 
 The source backbones are frozen, so their pooled features (N, C3) of the target training
-and test sets are computed once (`stf.evaluate.predict_logits(features=True)`); then one
+and test sets are computed once (`stf.stages.evaluate.predict_logits(features=True)`); then one
 new `Linear(C3, K_target)` head per source model is trained on them with SGD. The heads'
 softmax probabilities on the test set are averaged (the STF ensemble when several source
-models are given). `train_heads` is the loop, `linear_probe` the entry point (the CLI imports it from `stf.train`).
+models are given). `train_heads` is the loop, `linear_probe` the entry point (the CLI imports it
+from `stf.stages.train`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stf import distributed
-from stf.checkpoint import default_workdir, save_checkpoint
 from stf.config import Params
-from stf.engine import LAST, NonFiniteLossError, Recipe, epoch_batches, epoch_seed, load_resume_state
-from stf.evaluate import MODEL, ScoresError, amp_dtype, compute_metrics, load_model, predict_logits, topk_accuracy
-from stf.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
+from stf.stages.evaluate import (
+    MODEL,
+    ScoresError,
+    amp_dtype,
+    compute_metrics,
+    load_model,
+    predict_logits,
+    topk_accuracy,
+)
+from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
+from stf.training import distributed
+from stf.training.checkpoint import default_workdir, save_checkpoint
+from stf.training.loop import (
+    LAST,
+    NonFiniteLossError,
+    Recipe,
+    discard_resume_state,
+    epoch_batches,
+    epoch_seed,
+    open_resume_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +90,7 @@ def train_heads(
     last = Path(workdir) / LAST
     history: list[dict] = []
     start = 0
-    state = load_resume_state(last, fingerprint) if resume else None
+    state = open_resume_state(last, fingerprint, resume, ctx)
     if state is not None:
         for h, o, hs, os_ in zip(heads, opts, state["heads"], state["optimizers"], strict=True):
             h.load_state_dict(hs)
@@ -139,12 +156,15 @@ def linear_probe(
     out_dir: Path,
     workdir: Path | None = None,
     resume: bool = False,
+    *,
+    seed: int | None = None,
 ) -> dict:
     """Data-shift test: frozen source model(s), new linear head(s) trained on `setting`'s train part.
 
     For each source model directory: eval mode, pooled features of the target train and test
     parts computed once, a new Linear(C3, K_target) trained for params.sizes.probe_epochs at
     params.stf.probe_lr. Several models: their heads' softmax probabilities are averaged.
+    `seed` (default: the profile's first seed) seeds the heads and the shuffle order.
     Writes scores.parquet, metrics.json and history.csv; returns the metrics.
     """
     if not models:
@@ -155,7 +175,11 @@ def linear_probe(
         configure_torch(params, ctx)
         train = load_part(data, split, "train", stream)
         test = load_part(data, split, "test", stream)
-        bs, amp, workers = params.sizes.eval_batch_size, amp_dtype(ctx.device, params.train.amp), params.train.num_workers
+        bs, amp, workers = (
+            params.sizes.eval_batch_size,
+            amp_dtype(ctx.device, params.train.amp),
+            params.train.num_workers,
+        )
         train_feats, test_feats = [], []
         for i, model_dir in enumerate(models):
             model, payload = load_model(model_dir, ctx.device)
@@ -170,12 +194,17 @@ def linear_probe(
                 p.requires_grad_(False)
             for part, feats in ((train, train_feats), (test, test_feats)):
                 feats.append(
-                    predict_logits(model, part, bs, ctx, amp, features=True, desc=f"features {i + 1}", num_workers=workers)
+                    predict_logits(
+                        model, part, bs, ctx, amp, features=True, desc=f"features {i + 1}", num_workers=workers
+                    )
                 )  # (N, C3): held in memory, 1.5 KB per sample at full width
-        recipe = recipe_from(params, epochs=params.sizes.probe_epochs, lr=params.stf.probe_lr, milestones=())
+        seed = int(params.sizes.seeds[0] if seed is None else seed)
+        recipe = recipe_from(params, epochs=params.sizes.probe_epochs, lr=params.stf.probe_lr, seed=seed)
         inputs = {"data": Path(data), "split": Path(split)}
         inputs |= {f"model{i}": Path(m) / MODEL for i, m in enumerate(models)}
-        fp = run_fingerprint("probe", params, inputs, setting=setting, stream=stream, probe_lr=params.stf.probe_lr)
+        fp = run_fingerprint(
+            "probe", params, inputs, setting=setting, stream=stream, probe_lr=params.stf.probe_lr, seed=seed
+        )
         workdir = Path(workdir) if workdir is not None else default_workdir(out_dir)
         with dvclive_logger(workdir, ctx, resume) as log_row:
             probs, history = train_heads(
@@ -185,6 +214,7 @@ def linear_probe(
         metrics = compute_metrics(probs, test.y, int(test.num_class))
         if ctx.is_main:
             write_outputs(out_dir, test, None, probs, history, None)
+            discard_resume_state(workdir)  # finished: a forced rerun trains again
             log.info("probe %s: top1 %.2f (%d source models)", setting, metrics["top1"], len(models))
         distributed.barrier(ctx)
         return metrics

@@ -4,14 +4,14 @@
 
 - NTU-60 / NTU-120: `out_dir/SsssCcccPpppRrrrAaaa.skeleton`, camera-space metres (z 2-4 m),
   each performance seen by up to 3 cameras (azimuth 0, +0.8 and -0.8 of
-  `synth.max_camera_yaw_deg`); ids from `synth_ids.ntu_plan`;
+  `synth.max_camera_yaw_deg`); ids from `ids.ntu_plan`;
 - Kinetics: `out_dir/kinetics_{train,val}/<id>.json` (2-D OpenPose-18 poses in [0, 1] image
   coordinates, scores, missing joints, empty frames, low-score bystanders) and
   `out_dir/kinetics_{train,val}_label.json`;
 
 and returns a summary (files, classes, samples, frame range, two-person classes, confusable
-pairs). Class motions come from `synth_motion` (NTU-120's first classes are NTU-60's), bodies
-and poses from `synth_body` / `synth_render`. Every performance and file has its own
+pairs). Class motions come from `motion` (NTU-120's first classes are NTU-60's), bodies
+and poses from `body` / `render`. Every performance and file has its own
 Generator seeded from (synth.seed, dataset, label, index[, camera]), so the bytes of a file
 do not depend on which other files are written.
 """
@@ -26,13 +26,13 @@ import numpy as np
 from tqdm import tqdm
 
 from stf.config import SynthConfig, SynthSizes
-from stf.data import synth_body as sb
 from stf.data.formats import kinetics as kfmt
 from stf.data.formats import ntu as nfmt
 from stf.data.skeletons import NTU25
-from stf.data.synth_ids import DATASET_CODE, kinetics_plan, ntu_plan
-from stf.data.synth_motion import ClassMotion, PersonMotion, Root, class_motions
-from stf.data.synth_render import Placement, render
+from stf.data.synth import body as sb
+from stf.data.synth.ids import DATASET_CODE, kinetics_plan, ntu_plan
+from stf.data.synth.motion import ClassMotion, PersonMotion, Root, class_motions
+from stf.data.synth.render import Placement, render
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ def _stale(found: list[Path], expected: set[str], folder: Path) -> None:
 def _write_ntu(dataset: str, out_dir: Path, synth: SynthConfig, sizes: SynthSizes) -> dict:
     classes, per_class = sizes.classes[dataset], sizes.samples_per_class[dataset]
     plan = ntu_plan(dataset, classes, per_class, synth.seed)
-    _stale(list(out_dir.glob("*.skeleton")), {p.name(c) for p in plan for c in p.cameras}, out_dir)
+    expected = {f"{p.name(c)}.skeleton" for p in plan for c in p.cameras}
+    _stale(list(out_dir.glob("*.skeleton")), expected, out_dir)
     parent = sb.kinematic_tree(NTU25.edges, NTU25.num_joints)
     motions = _motions(classes, synth, NTU_NAMESPACE, parent)
     yaw = synth.max_camera_yaw_deg * math.pi / 180

@@ -5,12 +5,14 @@ num_class)` and `compute_metrics(probs, labels, num_class)` (percent, scikit-lea
 Files: `write_scores(dir, ids, labels, logits, probs)` / `read_scores(dir)` for
 `scores.parquet`, shared by training, fusion and the report. Models: `load_model(dir)`
 rebuilds an `MSG3D` from `model.pt`; `predict_logits` runs a model over a part's streamed
-batches (sharded over ranks under torchrun); `amp_dtype` / `autocast` pick mixed precision. Entry point: `evaluate_ensemble`.
+batches (sharded over ranks under torchrun); `amp_dtype` / `autocast` pick mixed precision.
+Entry point: `evaluate_ensemble`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,16 +27,17 @@ from sklearn.metrics import confusion_matrix, top_k_accuracy_score
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from stf import distributed
-from stf.checkpoint import load_checkpoint
 from stf.data.loader import batch_loader, contiguous_batches
 from stf.io import atomic_path, write_json_atomic
+from stf.training import distributed
+from stf.training.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
 SCORES = "scores.parquet"
 METRICS = "metrics.json"
 MODEL = "model.pt"
+ENSEMBLE = "ensemble.json"  # an ensemble directory's members: {"members": [paths relative to it]}
 
 
 class ScoresError(ValueError):
@@ -274,6 +277,14 @@ def pooled_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- ensemble entry point
 
 
+def write_ensemble_file(out_dir: Path | str, members: Sequence[Path | str]) -> Path:
+    """`<out_dir>/ensemble.json`: {"members": [member directories relative to out_dir]}."""
+    out_dir = Path(out_dir)
+    rel = [os.path.relpath(Path(m).resolve(), out_dir.resolve()) for m in members]
+    write_json_atomic(out_dir / ENSEMBLE, {"members": rel})
+    return out_dir / ENSEMBLE
+
+
 def check_compatible(payload: dict, part: Any, model_dir: Path | str) -> None:
     """Raise `ScoresError` unless the saved model reads the data's (C, V, M) and predicts its classes."""
     spec = payload["spec"]
@@ -295,9 +306,9 @@ def evaluate_ensemble(
 ) -> dict:
     """Softmax probabilities of each model on the test part, averaged (STF's test-time ensemble).
 
-    Writes `<out_dir>/scores.parquet` (logits = log of the averaged probabilities) and
-    `metrics.json`; returns the metrics dict. Under torchrun the test set is sharded and
-    rank 0 writes.
+    Writes `<out_dir>/scores.parquet` (logits = log of the averaged probabilities),
+    `metrics.json` and `ensemble.json` (the member directories); returns the metrics dict.
+    Under torchrun the test set is sharded and rank 0 writes.
     """
     from stf.data.dataset import load_part
 
@@ -324,6 +335,7 @@ def evaluate_ensemble(
         if ctx.is_main:
             write_scores(out_dir, list(test.ids), test.y, log_probs(probs), probs)
             write_json_atomic(Path(out_dir) / METRICS, metrics)
+            write_ensemble_file(Path(out_dir), models)  # so `stf predict` / `stf export` find the members
             log.info(
                 "%s %s ensemble of %d: top1 %.2f top5 %.2f",
                 setting, stream, len(models), metrics["top1"], metrics["top5"],

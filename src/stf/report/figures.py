@@ -3,6 +3,9 @@
 - `per_class_figure`: per-class top-1 difference STF - MS-G3D (the paper's Figure 3).
 - `fractions_figure`: top-1 against the percentage of training data (Table 4).
 - `curves_figure`: test top-1 and training loss per epoch of a baseline and its fine-tuned models.
+- `loss_terms_figure`: per epoch, each λ-weighted loss term and its gradient norm relative to
+  L_ce's, of the fine-tuned STF models (`loss_terms_table` holds the numbers).
+- `pairs_figure`: per-class top-1 differences on the confusable class pairs.
 - `focus_figure`: a focus map Q drawn on the skeleton, joints coloured by focus, a few frames.
 `pick_samples` and `focus_maps` prepare the last one from a trained model directory.
 """
@@ -19,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from stf.io import atomic_path
-from stf.report_tables import ReportInputError, Table
+from stf.report.tables import ReportInputError, Table
 
 HISTORY_FILE = "history.csv"
 
@@ -99,6 +102,80 @@ def curves_figure(baseline: pd.DataFrame, finetuned: Mapping[str, pd.DataFrame],
     return _save(fig, path)
 
 
+TERM_LABELS = {"ce": "L_ce", "e": "λe·L_e", "d": "λd·L_d", "c": "λc·L_c", "gk": "λGk·L_Gk"}
+
+
+def loss_terms_table(histories: Mapping[str, Sequence[pd.DataFrame]]) -> Table:
+    """Header `model,epoch,term,weighted,grad_ratio`: per model and epoch, the mean over its seeds'
+    history.csv files of each loss summand (L_ce, λ·L_k) and of ‖∇ λ·L_k‖ / ‖∇ L_ce‖ (empty for
+    L_ce itself and where the run measured no gradients)."""
+    from stf.report.tables import fmt
+
+    rows = []
+    for name, frames in histories.items():
+        df = pd.concat(list(frames)).groupby("epoch", sort=True).mean(numeric_only=True)
+        for epoch, rec in df.iterrows():
+            for term in TERM_LABELS:
+                col = "loss_ce" if term == "ce" else f"weighted_{term}"
+                if col not in df.columns:
+                    continue
+                ratio = rec.get(f"grad_ratio_{term}", np.nan) if term != "ce" else np.nan
+                rows.append([name, str(int(epoch)), term, fmt(float(rec[col]), ".6g"), fmt(float(ratio), ".6g")])
+    return Table(["model", "epoch", "term", "weighted", "grad_ratio"], rows)
+
+
+def loss_terms_figure(table: Table, path: Path, title: str) -> Path:
+    """Two panels from a `loss_terms_table`: |λ·L| per epoch (log scale; L_d is negative, so its
+    magnitude) and the gradient-norm ratio to L_ce per epoch (log scale), one line per model and term."""
+    fig = Figure(figsize=(10, 3.8))
+    ax_val, ax_grad = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    series: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
+    for model, epoch, term, weighted, ratio in table.rows:
+        series.setdefault((model, term), []).append(
+            (int(epoch), abs(float(weighted)) if weighted else np.nan, float(ratio) if ratio else np.nan)
+        )
+    for (model, term), points in series.items():
+        e, v, g = (np.array(x, dtype=float) for x in zip(*points, strict=True))
+        label = f"{model}: {TERM_LABELS[term]}"
+        ax_val.plot(e, np.where(v > 0, v, np.nan), marker=".", label=label)
+        if term != "ce" and np.isfinite(g).any():
+            ax_grad.plot(e, np.where(g > 0, g, np.nan), marker=".", label=label)
+    ax_val.set_ylabel("|loss term| (λ applied)")
+    ax_grad.set_ylabel("‖∇ λ·L‖ / ‖∇ L_ce‖")
+    ax_grad.axhline(1.0, color="0.5", linewidth=0.8, linestyle="--")
+    for ax in (ax_val, ax_grad):
+        ax.set_xlabel("fine-tuning epoch")
+        ax.set_yscale("log")
+        if ax.get_lines():
+            ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def pairs_figure(table: Table, path: Path, title: str) -> Path:
+    """Grouped bars from a table with columns `pair,label,name,...,<diff columns>`: the per-class
+    top-1 difference columns whose header starts with `STF - `, one group per class."""
+    diff_cols = [i for i, h in enumerate(table.header) if h.startswith("STF - ")]
+    names = [f"{row[0]}: {row[2]}" for row in table.rows]
+    fig = Figure(figsize=(10, max(2.5, 0.3 * len(names) * max(1, len(diff_cols)) + 1.2)))
+    ax = fig.add_subplot()
+    y = np.arange(len(names), dtype=float)
+    height = 0.8 / max(1, len(diff_cols))
+    for j, col in enumerate(diff_cols):
+        values = np.array([float(row[col]) if row[col] else np.nan for row in table.rows])
+        ax.barh(y + j * height, values, height=height, label=table.header[col])
+    ax.set_yticks(y + height * (len(diff_cols) - 1) / 2, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("per-class top-1 difference (%)")
+    if diff_cols:
+        ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 # --------------------------------------------------------------------------- focus maps
 
 
@@ -120,7 +197,7 @@ def focus_maps(model: torch.nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.nd
 
     x: (N, C, T, V, M) float32. Returns (Q (N, M, T, V) in [0, 1], predicted class (N,)).
     """
-    from stf.focus import cam, resample_time
+    from stf.method.focus import cam, resample_time
 
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     out = model.forward_features(xt)

@@ -2,7 +2,7 @@
 
 `render(motion, bodies, frames, rng, placement)` turns a `ClassMotion` (what the class does)
 into `(P, F, 30, 3)` world positions (P = 1 or 2 people, F frames, the 30 joints of
-`synth_body`; metres, y up, floor at y = 0). Everything a repetition varies lives here and is
+`body`; metres, y up, floor at y = 0). Everything a repetition varies lives here and is
 drawn from `rng`: amplitudes ±25 %, postures ±20 %, tempo ±15 %, phases, idle sway, the
 start and end of the action inside the clip, and a few centimetres of target error.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stf.data import synth_body as sb
-from stf.data.synth_motion import DOFS, ClassMotion, Dof, PersonMotion, Reach
+from stf.data.synth import body as sb
+from stf.data.synth.motion import DOFS, ClassMotion, Dof, PersonMotion, Reach
 
 _RAMP = 0.15  # share of an action window spent ramping a posture in or out
 
@@ -98,9 +98,7 @@ def _pose(person: PersonMotion, body: sb.Body, u: np.ndarray, rng: np.random.Gen
     return pos, glob
 
 
-def _target(
-    reach: Reach, me: int, pos: list[np.ndarray], glob: list[np.ndarray], bodies: list[sb.Body]
-) -> np.ndarray:
+def _target(reach: Reach, me: int, pos: list[np.ndarray], glob: list[np.ndarray], bodies: list[sb.Body]) -> np.ndarray:
     """(F, 3) world point the reach goes to (before wiggle and the per-side offset)."""
     if reach.who == "meet":
         chest = (pos[0][:, sb.SPINE_SHOULDER] + pos[-1][:, sb.SPINE_SHOULDER]) / 2

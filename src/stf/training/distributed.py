@@ -4,7 +4,7 @@
 the process group (NCCL on CUDA, gloo on CPU); without them it returns a one-process
 context and every helper here is a no-op, so the training loop has a single code path.
 
-How a global batch is shared (see `stf.engine`): every rank draws the same permutation,
+How a global batch is shared (see `stf.training.loop`): every rank draws the same permutation,
 takes the contiguous slice `rank_slice(len(batch), rank, world)` of each global batch and
 splits it into forward chunks. Gradients are averaged by DistributedDataParallel; the
 BatchNorm running statistics, which DDP would otherwise copy from rank 0, are merged by

@@ -52,8 +52,10 @@ def count_flops(model: nn.Module, x: Tensor) -> int:
 def compare_flops(params: Params, dataset: str, frames: int, persons: int, in_channels: int) -> dict:
     """MS-G3D vs STF at the paper's widths for one sample of (in_channels, frames, V, persons).
 
-    Returns {"msg3d": {"params", "flops"}, "stf": {"params", "flops"}, "ratio" (STF / MS-G3D
-    FLOPs), "frames", "persons", "in_channels", "dataset"}.
+    Returns {"msg3d": {"params", "flops"}, "stf": {"params", "flops"}, "msg3d_c3": {"params",
+    "flops"} (MS-G3D with the original's C = 3 input, x, y, z: what the visibility channel
+    adds is msg3d minus msg3d_c3), "ratio" (STF / MS-G3D FLOPs), "frames", "persons",
+    "in_channels", "dataset"}.
     """
     if dataset not in NUM_CLASSES:
         raise FlopsInputError(f"compare_flops: unknown dataset {dataset!r}; expected one of {sorted(NUM_CLASSES)}")
@@ -61,15 +63,24 @@ def compare_flops(params: Params, dataset: str, frames: int, persons: int, in_ch
         if value < 1:
             raise FlopsInputError(f"compare_flops: {name} must be >= 1, got {value}")
     result: dict = {"dataset": dataset, "frames": frames, "persons": persons, "in_channels": in_channels}
-    for name, with_stf in (("msg3d", False), ("stf", True)):
-        spec = spec_for(params, dataset, NUM_CLASSES[dataset], in_channels, stf=with_stf, full_width=True)
+    runs = [("msg3d", False, in_channels), ("stf", True, in_channels)]
+    runs += [("msg3d_c3", False, 3)] if in_channels != 3 else []
+    for name, with_stf, channels in runs:
+        spec = spec_for(params, dataset, NUM_CLASSES[dataset], channels, stf=with_stf, full_width=True)
         spec = replace(spec, num_person=persons)
         with META:
             model = MSG3D(spec)
-            x = torch.empty(1, in_channels, frames, spec.num_point, persons)  # (N, C, T, V, M)
+            x = torch.empty(1, channels, frames, spec.num_point, persons)  # (N, C, T, V, M)
         result[name] = {"params": count_params(model), "flops": count_flops(model, x)}
+    result.setdefault("msg3d_c3", dict(result["msg3d"]))
     result["ratio"] = result["stf"]["flops"] / result["msg3d"]["flops"]
-    log.info("%s T=%d M=%d: MS-G3D %.2f GFLOPs, STF %.2f GFLOPs (x%.3f)", dataset, frames, persons,
-             result["msg3d"]["flops"] / 1e9, result["stf"]["flops"] / 1e9, result["ratio"])
+    log.info(
+        "%s T=%d M=%d: MS-G3D %.2f GFLOPs, STF %.2f GFLOPs (x%.3f)",
+        dataset,
+        frames,
+        persons,
+        result["msg3d"]["flops"] / 1e9,
+        result["stf"]["flops"] / 1e9,
+        result["ratio"],
+    )
     return result
-

@@ -1,7 +1,7 @@
 """What every training entry point does around its loop: torch settings, data, recipe,
 resume fingerprint, dvclive logging and the files of a model directory.
 
-Used by `stf.train` (baseline, fine-tuning) and `stf.probe` (linear probe).
+Used by `stf.stages.train` (baseline, fine-tuning) and `stf.stages.probe` (linear probe).
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stf import distributed
-from stf.checkpoint import file_digest, fingerprint, save_checkpoint
 from stf.config import Params
-from stf.engine import Recipe
-from stf.evaluate import METRICS, MODEL, compute_metrics, log_probs, write_scores
 from stf.io import atomic_path, write_json_atomic
+from stf.sources import PACKAGE, SOURCE_DIR, TRAINING_CODE, code_files
+from stf.stages.evaluate import METRICS, MODEL, compute_metrics, log_probs, write_scores
+from stf.training import distributed
+from stf.training.checkpoint import file_digest, fingerprint, save_checkpoint
+from stf.training.loop import LAST, Recipe
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,12 @@ def load_part(data: Path, split: Path, part: str, stream: str, fraction: int = 1
     return select(Path(data), Path(split), part, stream, fraction)
 
 
-def recipe_from(params: Params, *, epochs: int, lr: float, milestones: tuple[int, ...] = ()) -> Recipe:
-    """The optimisation recipe: batch sizes from the profile, SGD settings from params.train."""
+def recipe_from(
+    params: Params, *, epochs: int, lr: float, seed: int, milestones: tuple[int, ...] = (), grad_probe: bool = False
+) -> Recipe:
+    """The optimisation recipe: batch sizes from the profile, SGD settings from params.train,
+    `seed` (the run's seed: shuffle order). `grad_probe`: measure the loss terms' gradient
+    norms on the profile's `grad_probe_batches` batches per epoch."""
     t, s = params.train, params.sizes
     return Recipe(
         epochs=epochs,
@@ -61,34 +66,38 @@ def recipe_from(params: Params, *, epochs: int, lr: float, milestones: tuple[int
         weight_decay=t.weight_decay,
         milestones=tuple(milestones),
         gamma=t.lr_gamma,
-        seed=t.seed,
+        seed=seed,
         eval_batch_size=s.eval_batch_size,
         amp=t.amp,
+        grad_probe_batches=s.grad_probe_batches if grad_probe else 0,
         num_workers=t.num_workers,
     )
 
 
 def code_digest() -> str:
-    """SHA-256 over the `stf` package's Python sources (paths and contents)."""
-    root = Path(__file__).resolve().parent
+    """SHA-256 over the source files (paths and contents) of the code a training job runs:
+    `stf.sources.code_files` of the training stages, the same files whose edit makes Snakemake
+    and DVC rerun the job, so resume state never outlives a code change that reruns it."""
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in code_files(*TRAINING_CODE):
+        path = PACKAGE / Path(name).relative_to(SOURCE_DIR)
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
 def run_fingerprint(kind: str, params: Params, inputs: dict[str, Path], **extra: Any) -> str:
     """Hash of what decides a run's result: the profile's sizes, params.train and params.model,
-    the run's arguments (`extra`), the contents of its input files (`stf.checkpoint.file_digest`)
+    the run's arguments (`extra`), the contents of its input files (`stf.training.checkpoint.file_digest`)
     and the package's code (so a pipeline rerun after a code change never resumes stale state).
 
-    Left out: CPU threads, device, data-loader workers (they do not change the result).
+    Left out: CPU threads, device, data-loader workers (they do not change the result), and
+    the profile's seed list (the run's own seed is one of the arguments).
     """
     return fingerprint(
         {
             "kind": kind,
             "code": code_digest(),
-            "sizes": params.sizes.model_dump(exclude={"threads", "synth"}),
+            "sizes": params.sizes.model_dump(exclude={"threads", "synth", "seeds"}),
             "train": params.train.model_dump(exclude={"device", "num_workers"}),
             "model": params.model.model_dump(),
             "inputs": {name: file_digest(path) for name, path in inputs.items()},
@@ -110,6 +119,8 @@ def dvclive_logger(
         return
     from dvclive import Live
 
+    # a run that starts from epoch 1 (no resume state: the last run finished) starts a new log
+    resume = resume and (Path(workdir) / LAST).is_file()
     live = Live(dir=str(Path(workdir) / "dvclive"), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
 
     def log_row(epoch: int, row: dict) -> None:

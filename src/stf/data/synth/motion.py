@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from stf.data import synth_body as sb
+from stf.data.synth import body as sb
 
 DEG = math.pi / 180.0
 
@@ -293,7 +293,7 @@ def class_motions(
 ) -> list[ClassMotion]:
     """The first n classes of a dataset; class c is drawn from the Generator (seed, namespace, c).
 
-    `parent` (30,) is the body's kinematic tree (`synth_body.kinematic_tree`); twins use its links.
+    `parent` (30,) is the body's kinematic tree (`body.kinematic_tree`); twins use its links.
     """
     roles = class_roles(n + 1, two_person_fraction, confusable_fraction)
     out: list[ClassMotion] = []

@@ -18,11 +18,10 @@ so feature maps arrive as (N*M, C, T, V) and `persons` = M unfolds them.
 
 Mixed precision: both functions compute the map itself (channel weights, weighted sum,
 ReLU, min-max) with autocast off, in float32 when the feature maps are float16/bfloat16
-(`wide`). The
-gradients `grad_cam` needs come from the network's backward, which runs in the forward's
-dtype; under float16 the raw ∂p_y/∂X are mostly below float16's smallest normal, so
-`class_score(..., scaled=True)` multiplies the score by a detached positive factor that
-brings them to order one. Min-max removes a positive factor, so Q is unchanged (in float32
+(`wide`). The gradients `grad_cam` needs come from the network's backward, which runs in
+the forward's dtype; under float16 the raw ∂p_y/∂X are mostly below float16's smallest
+normal, so `class_score(..., scaled=True)` multiplies the score by a detached positive
+factor that brings them to order one. Min-max removes a positive factor, so Q is unchanged (in float32
 the scaled and plain scores give the same Q up to rounding).
 """
 
@@ -32,7 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["FocusShapeError", "cam", "class_score", "grad_cam", "minmax", "project_to_input", "resample_time", "wide"]
+__all__ = [
+    "FocusShapeError",
+    "cam",
+    "class_score",
+    "grad_cam",
+    "minmax",
+    "project_to_input",
+    "resample_time",
+    "wide",
+]
 
 SCALE_FLOOR = 1e-6  # smallest p(1 - p) a scaled score divides by (keeps the factor finite)
 
@@ -86,8 +94,10 @@ def resample_time(q: Tensor, t_new: int) -> Tensor:
 def _unfold_persons(feat: Tensor, persons: int, name: str) -> Tensor:
     """(N*M, C, T, V) -> (N, M, C, T, V)."""
     _check(feat.dim() == 4, f"{name}: expected (N*M, C, T, V), got shape {tuple(feat.shape)}")
-    _check(persons > 0 and feat.shape[0] % persons == 0,
-           f"{name}: first dim {feat.shape[0]} is not a multiple of persons={persons}")
+    _check(
+        persons > 0 and feat.shape[0] % persons == 0,
+        f"{name}: first dim {feat.shape[0]} is not a multiple of persons={persons}",
+    )
     nm, c, t, v = feat.shape
     return feat.reshape(nm // persons, persons, c, t, v)  # (N, M, C, T, V)
 
@@ -108,8 +118,10 @@ def cam(last: Tensor, fc_weight: Tensor, logits: Tensor, classes: Tensor, person
     """
     feats = _unfold_persons(last, persons, "cam(last)")  # (N, M, C3, T3, V)
     n, _, c, _, _ = feats.shape
-    _check(fc_weight.dim() == 2 and fc_weight.shape[1] == c,
-           f"cam: fc_weight must be (K, {c}), got shape {tuple(fc_weight.shape)}")
+    _check(
+        fc_weight.dim() == 2 and fc_weight.shape[1] == c,
+        f"cam: fc_weight must be (K, {c}), got shape {tuple(fc_weight.shape)}",
+    )
     k = fc_weight.shape[0]
     _check(tuple(logits.shape) == (n, k), f"cam: logits must be ({n}, {k}), got shape {tuple(logits.shape)}")
     _check(tuple(classes.shape) == (n,), f"cam: classes must be ({n},), got shape {tuple(classes.shape)}")
@@ -133,8 +145,10 @@ def class_score(logits: Tensor, classes: Tensor, positions: int = 1, scaled: boo
     normal. One factor for the whole batch, so Q is exactly the same function as unscaled
     even though BatchNorm couples the samples in train mode (min-max removes the factor).
     """
-    _check(logits.dim() == 2 and tuple(classes.shape) == (logits.shape[0],),
-           f"class_score: expected logits (N, K) and classes (N,), got {tuple(logits.shape)}, {tuple(classes.shape)}")
+    _check(
+        logits.dim() == 2 and tuple(classes.shape) == (logits.shape[0],),
+        f"class_score: expected logits (N, K) and classes (N,), got {tuple(logits.shape)}, {tuple(classes.shape)}",
+    )
     p = wide(logits).softmax(dim=1).gather(1, classes.view(-1, 1)).squeeze(1)  # (N,)
     if not scaled:
         return p.sum()

@@ -7,7 +7,8 @@ kill or a full disk during the write leaves the previous file intact.
 
 Resume state (`<workdir>/last.pt`, written after every epoch) holds the model, optimiser
 and scheduler state, the number of finished epochs, the RNG states (as tensors), the
-history rows and a fingerprint of the parameters and input files the run depends on;
+history rows and a fingerprint of the parameters and input files the run depends on (the
+entry points delete it once the run's outputs are written: only an interrupted run resumes);
 `fingerprint` and `file_digest` build that fingerprint, `rng_state` / `set_rng_state`
 capture and restore the random generators.
 """
