@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 
-.PHONY: run test bench lint clean-venv dvc.yaml
+.PHONY: run sync test bench lint clean-venv dvc.yaml
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,export]'
 	touch $(STAMP)
 
-# Snakemake runs the jobs; `dvc commit` then records their outputs so that `dvc status` and a
-# second `snakemake -n` both have nothing to do (--no-relink: relinking from DVC's cache
-# rewrites the files, and Snakemake would then see newer inputs).
+# Snakemake runs the jobs; the sync step then records their outputs in dvc.lock
+# (`dvc commit -f --no-relink`), so that `dvc status` and a second `snakemake -n` both have
+# nothing to do.
 run: $(STAMP) dvc.yaml
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default \
 		--cores $$(nproc) --rerun-incomplete results/report.md
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc commit -f -q --no-relink
+	PATH="$(CURDIR)/$(BIN):$$PATH" sh workflow/sync.sh results/report.md
+
+# After either tool ran (Snakemake, or `dvc repro` / `dvc exp run`): the record-keeping step of
+# the other, so that `snakemake -n` and `dvc status` both have nothing to do (workflow/sync.sh).
+sync: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" sh workflow/sync.sh results/report.md
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

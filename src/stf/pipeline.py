@@ -54,7 +54,7 @@ RECIPE_KEYS = (
     "train.nesterov",
     "train.weight_decay",
     "train.lr_gamma",
-    "train.seed",
+    "profiles.{profile}.seeds",  # a job without --seed trains with the first (stf.paths)
     "train.amp",
     "train.device",
     "train.num_workers",
