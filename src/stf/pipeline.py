@@ -63,6 +63,7 @@ RECIPE_KEYS = (
     "profiles.{profile}.forward_batch_size",
     "profiles.{profile}.eval_batch_size",
     "profiles.{profile}.threads",
+    "profiles.{profile}.grad_probe_batches",
 )
 
 
@@ -250,7 +251,7 @@ def _stages(params: Params) -> list[Stage]:
             cmd=stf_command("split", setting=f["setting"], data=data, out=out),
             inputs={"data": data},
             outputs={"split": Out(out)},
-            params=_keys(("split", "settings.{setting}"), f),
+            params=_keys(("split", "settings.{setting}", "profiles.{profile}.val_percent"), f),
         )
 
     stages += [
@@ -478,6 +479,7 @@ def _stages(params: Params) -> list[Stage]:
                     "settings",
                     "split.fractions",
                     "stf.ensemble",
+                    "stf.lr_grid",
                     "stf.variants",
                     "report",
                 ),
