@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from torch.utils.data import Dataset
 
 from stf.models.msg3d import ModelSpec
 
@@ -26,6 +29,34 @@ WORKFLOW_FILES = ["Snakefile", "workflow", "dvc.yaml", "params.yaml", ".dvcignor
                   ".dvc/.gitignore"]  # fmt: skip
 SHARED = Path(os.environ.get("STF_SHARED", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures"
+
+
+class ArrayPart(Dataset):
+    """In-memory stand-in for `stf.data.dataset.SkeletonPart` (the protocol the training loop and
+    `predict_logits` read): x (N, C, T, V, M), labels y (N,); an item is the batch at a list of positions."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = np.asarray(x, np.float32), np.asarray(y, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, positions):
+        pos = np.asarray(positions, dtype=np.int64)
+        return torch.from_numpy(self.x[pos]), torch.from_numpy(self.y[pos]), torch.from_numpy(pos)
+
+
+def write_interim(path: Path, info: dict, rows: list[dict], x: np.ndarray, dtype: str = "float32") -> Path:
+    """An interim parquet of samples given at full length: x (N, C, T, V, M), rows with n_frames = T.
+
+    `info` is the b"stf" metadata without pad/storage (repeat padding and `dtype` storage are added).
+    """
+    from stf.data.preprocess import STORAGE_AXES, InterimWriter
+
+    info = {"pad": "repeat", "storage": {"dtype": dtype, "axes": STORAGE_AXES}, **info}
+    with InterimWriter(path, info) as w:
+        w.write(rows, [np.asarray(s).transpose(1, 0, 2, 3) for s in x])  # (T, C, V, M) per sample
+    return path
 
 
 def copy_workflow(dst: Path, git: bool = True) -> Path:

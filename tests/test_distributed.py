@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from helpers import ArrayPart
 from stf.config import Lambdas
 from stf.models.msg3d import MSG3D, ModelSpec
 from stf.models.stf import STFSpec
@@ -27,12 +28,12 @@ TINY = ModelSpec(
 CASES = [(8, 4, 4, None), (8, 2, 2, None), (8, 4, 4, ["d", "c", "gk", "e"])]
 
 
-def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _data(n: int, seed: int) -> ArrayPart:
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
     x = rng.normal(0, 0.3, size=(n, 2, 8, 5, 2)).astype(np.float32)  # (N, C, T, V, M)
     x[np.arange(n), 0, :, y + 1, 0] += 1.0
-    return x, y.astype(np.int64)
+    return ArrayPart(x, y)
 
 
 def _train(ctx: DistContext, batch: int, fwd: int, terms: list[str] | None, workdir: Path) -> dict:

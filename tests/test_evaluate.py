@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from helpers import REPO
+from helpers import REPO, ArrayPart, write_interim
 from helpers import TINY_SPEC as TINY
 from stf.config import SettingSpec, SplitConfig, load_params
 from stf.models.msg3d import MSG3D, spec_for
@@ -116,14 +116,15 @@ def test_saved_model_predicts_like_the_original(tmp_path: Path) -> None:
     model.eval()
     with torch.no_grad():
         expected = model(x).numpy()
-    got = predict_logits(loaded, x.numpy(), batch_size=4)  # two batches, the last one short
+    part = ArrayPart(x.numpy(), np.zeros(6))
+    got = predict_logits(loaded, part, batch_size=4)  # two batches, the last one short
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    feats = predict_logits(loaded, x.numpy(), batch_size=4, features=True)
+    feats = predict_logits(loaded, part, batch_size=4, features=True)
     assert feats.shape == (6, 4)
     with torch.no_grad():
         np.testing.assert_allclose(loaded.fc(torch.from_numpy(feats)).numpy(), expected, rtol=1e-5, atol=1e-5)
     model.train()
-    predict_logits(model, x.numpy(), batch_size=4)
+    predict_logits(model, part, batch_size=4)
     assert model.training  # the caller's mode is restored
     with pytest.raises(ScoresError, match="nowhere/model.pt: model file not found"):
         load_model(tmp_path / "nowhere")
@@ -131,7 +132,6 @@ def test_saved_model_predicts_like_the_original(tmp_path: Path) -> None:
 
 def _ntu_files(root: Path) -> tuple[Path, Path]:
     """A 3-class NTU-shaped interim parquet (random skeletons) and its x-sub split."""
-    from stf.data.preprocess import InterimWriter
     from stf.data.splits import make_split_file
 
     ids = sorted(f"S001C001P{p:03d}R{r:03d}A{a:03d}" for a in (1, 2, 3) for p in (1, 3) for r in (1, 2, 3))
@@ -140,25 +140,24 @@ def _ntu_files(root: Path) -> tuple[Path, Path]:
             "channels": ["x", "y", "z", "visibility"]}  # fmt: skip
     rows = [{"sample_id": s, "label": int(s[-3:]) - 1, "setup": 1, "camera": 1, "performer": int(s[9:12]),
              "replication": int(s[13:16]), "part": "", "n_frames": 16, "n_persons": 2} for s in ids]  # fmt: skip
-    with InterimWriter(root / "ntu60.parquet", info) as w:
-        w.write(rows, x)
+    write_interim(root / "ntu60.parquet", info, rows, x)
     xsub = SettingSpec(dataset="ntu60", benchmark="xsub")
     make_split_file(root / "ntu60.parquet", xsub, SplitConfig(), root / "split.parquet")
     return root / "ntu60.parquet", root / "split.parquet"
 
 
 def test_ensemble_averages_the_models_probabilities(tmp_path: Path) -> None:
-    from stf.data.dataset import load_arrays
+    from stf.data.dataset import load_part
 
     params = load_params(REPO / "params.yaml").model_copy(update={"profile": "micro"})
     data, split = _ntu_files(tmp_path)
-    test = load_arrays(data, split, "test", "joint")
+    test = load_part(data, split, "test", "joint")
     probs = []
     for seed in (1, 2):
         torch.manual_seed(seed)
         model = MSG3D(spec_for(params, "ntu60", 3, in_channels=4))
         _save_model(tmp_path / f"m{seed}", model)
-        probs.append(softmax(predict_logits(model.eval(), test.x, 8)))
+        probs.append(softmax(predict_logits(model.eval(), test, 8)))
     out = tmp_path / "ens"
     metrics = evaluate_ensemble(params, "ntu60-xsub", "joint", data, split, [tmp_path / "m1", tmp_path / "m2"], out)
     df = read_scores(out)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stf.method.focus import FocusShapeError, cam, grad_cam, minmax, project_to_input, resample_time
+from stf.method.focus import FocusShapeError, cam, class_score, grad_cam, minmax, project_to_input, resample_time
 
 
 def _head(n=3, m=2, c=5, t=4, v=6, k=4, seed=0):
@@ -145,3 +145,58 @@ def test_cam_gradient_matches_finite_differences():
     cls = torch.tensor([1])
     target = torch.rand(1, 2, 2, 3, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda a, b, c: F.mse_loss(cam(a, b, c, cls, 2), target), (last, w, logits))
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+
+def _tap_head(confidence: float, seed: int = 0):
+    """A conv tap (N, C, T, V) of a full-size last block (T3 = 75, V·M = 50), ReLU, mean pooling
+    and a linear head whose class 0 gets probability `confidence`-ish; returns a run(autocast, scaled) fn."""
+    torch.manual_seed(seed)
+    n, c, t, v = 2, 16, 75, 50
+    f = torch.randn(n, c, t, v)
+    conv, fc = torch.nn.Conv2d(c, c, 1), torch.nn.Linear(c, 60)
+    with torch.no_grad():
+        fc.bias[0] = confidence
+
+    def run(enabled: bool, scaled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast("cpu", dtype=torch.float16, enabled=enabled):
+            tap = conv(f)  # (N, C, T, V), float16 under autocast
+            logits = fc(tap.relu().mean((2, 3)))  # (N, 60)
+            score = class_score(logits, logits.detach().argmax(1), t * v, scaled)
+            (grad,) = torch.autograd.grad(score, [tap], retain_graph=True)
+            return grad_cam(score, [tap], persons=1, create_graph=False)[0].detach(), grad
+
+    return run
+
+
+def test_scaled_class_score_keeps_grad_cam_out_of_float16_underflow():
+    run = _tap_head(confidence=9.0)  # p_y = 0.990: the issue's median gradient 8.8e-8 at p_y = 0.99
+    q32, g32 = run(False, False)
+    q16, g16 = run(True, False)
+    q16s, g16s = run(True, True)
+    tiny, u = torch.finfo(torch.float16).tiny, 2.0**-11  # smallest normal; unit roundoff
+    live = g32 != 0  # the ReLU zeroes about half of the gradient exactly, in any precision
+    assert float((g16[live].abs() < tiny).float().mean()) == 1.0  # plain: every gradient subnormal or lost
+    assert float((g16s[live].abs() < tiny).float().mean()) < 1e-3  # scaled: normal float16 numbers
+    # a float16 map rounded once per step is within a few units of roundoff of the float32 map;
+    # unscaled, subnormal gradients (fewer significant bits) put it 10x further off
+    assert float((q16s - q32).abs().max()) <= 4 * u
+    assert float((q16 - q32).abs().max()) > 40 * u
+
+
+def test_scaled_and_plain_scores_give_the_same_focus_in_float32():
+    from helpers import TINY_SPEC
+    from stf.models.msg3d import MSG3D
+    from stf.models.stf import STFSpec
+
+    torch.manual_seed(0)
+    model = MSG3D(TINY_SPEC.with_stf(STFSpec(graph_scales=2))).train()  # BatchNorm couples the samples
+    x = torch.randn(4, 2, 16, 5, 2)
+    out = model.forward_features(x)
+    pred = out.logits.detach().argmax(1)
+    maps = [grad_cam(class_score(out.logits, pred, 40, scaled), out.taps[-2:], persons=2)  # keeps the graph
+            for scaled in (False, True)]  # fmt: skip
+    for plain, scaled in zip(*maps, strict=True):
+        torch.testing.assert_close(scaled, plain, rtol=0, atol=1e-5)

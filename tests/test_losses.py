@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stf.config import Lambdas
-from stf.method.focus import cam, grad_cam, resample_time
+from stf.method.focus import cam, class_score, grad_cam, resample_time
 from stf.method.losses import (
     LossInputError,
     focus_distance,
@@ -443,3 +443,62 @@ def test_msg3d_gradients_reach_beta_through_gk_and_the_backbone_through_d_c_e():
         else:
             backbone = [n for n in grads if ".stf." not in n and n.startswith("blocks.0.msgcn.conv")]
             assert backbone and all(grads[n] > 0 for n in backbone), (name, parts)
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+
+def test_stf_objective_under_bf16_autocast_matches_float32_within_bf16_sensitivity():
+    """bf16 autocast vs float32 on an NTU-shaped STF model (train mode, smooth motion input).
+
+    Tolerance: bfloat16 keeps 8 significant bits (unit roundoff 2^-8). How far that moves a
+    focus map depends on the map's conditioning, which differs a lot between layers (at this
+    size Q5 is ill-conditioned: rounding only the input and the weights to bf16, then computing
+    in float32, moves it by an rms of 0.07). So each map must stay within 3x the distance that
+    bf16 rounding of input and weights alone causes in float32 (autocast also rounds every
+    activation and gradient once more per layer; measured 0.9-1.9x), plus 0.005. The loss
+    terms are distances of maps in [0, 1] (rms norm), so they move by at most the maps' rms
+    differences: within 0.01 absolute (measured <= 0.0016); cross-entropy within 1 % (0.05 %).
+    """
+    import dataclasses
+
+    from helpers import REPO
+    from stf.config import load_params
+    from stf.models.msg3d import MSG3D, spec_for
+
+    params = load_params(REPO / "params.yaml")
+    torch.manual_seed(0)
+    spec = dataclasses.replace(spec_for(params, "ntu60", 10, 4, stf=True), widths=(8, 16, 16))
+    model = MSG3D(spec).train()
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.cumsum(torch.randn(4, 4, 32, 25, 2, generator=g) * 0.05, dim=2)  # (N, C, T, V, M) random walks
+    x0[:, 3] = 1.0  # visibility
+    y = torch.randint(0, 10, (4,), generator=g)
+    active = ["d", "c", "gk", "e"]
+
+    def run(x: Tensor, bf16: bool) -> tuple[list[Tensor], dict[str, float]]:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model.forward_features(x)
+            pred = out.logits.detach().argmax(1)
+            q = cam(out.last, model.fc.weight, out.logits, pred, 2)  # (N, M, T3, V)
+            n_pos = 2 * out.last.shape[2] * out.last.shape[3]
+            q5, q6 = grad_cam(class_score(out.logits, pred, n_pos, scaled=bf16), out.taps[-2:], 2)
+            _, parts = stf_objective(model, x, y, Lambdas(), active)
+        return [m.detach() for m in (q, q5, q6)], parts
+
+    def rms_per_map(a: Tensor, b: Tensor) -> float:
+        return float(((a - b) ** 2).flatten(2).mean(-1).sqrt().max())  # worst (sample, person) map
+
+    ref_maps, ref = run(x0, bf16=False)
+    amp_maps, amp = run(x0, bf16=True)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.copy_(prm.bfloat16().float())
+    floor_maps, _ = run(x0.bfloat16().float(), bf16=False)  # float32 arithmetic, bf16-rounded data
+    model.load_state_dict(state)
+    for name, a, r, f in zip(("Q", "Q5", "Q6"), amp_maps, ref_maps, floor_maps, strict=True):
+        assert rms_per_map(a, r) <= 3 * rms_per_map(f, r) + 0.005, name
+    assert abs(amp["ce"] - ref["ce"]) <= 0.01 * ref["ce"]
+    for term in ("e", "d", "c", "gk"):
+        assert abs(amp[term] - ref[term]) <= 0.01, term

@@ -10,7 +10,10 @@ from stf.data.normalize import (
     NormalizeSpec,
     body_height,
     center_trajectory,
+    fit_frames,
     fit_length,
+    length_index,
+    length_indices,
     msg3d_rotate,
     prepare_sample,
     rotation_to,
@@ -126,6 +129,23 @@ def test_longer_sequences_are_resampled_uniformly_keeping_ends():
     out = fit_length(x, 4, "repeat")
     np.testing.assert_array_equal(out[:, 0], [0, 3, 6, 9])
     assert fit_length(x, 10, "zero") is x
+
+
+@pytest.mark.parametrize("pad", ["repeat", "zero"])
+def test_batched_fit_equals_the_per_sample_fit(pad):
+    lengths = np.array([1, 2, 5, 17, 64, 65, 299, 300, 301, 1000])
+    for frames in (1, 17, 64, 300):
+        rows = length_indices(lengths, frames, pad)
+        for n, row in zip(lengths, rows, strict=True):
+            np.testing.assert_array_equal(row, length_index(int(n), frames, pad))
+    rng = np.random.default_rng(0)
+    lengths = np.array([3, 9, 20, 9, 1])
+    samples = [rng.normal(size=(n, 2, 4, 2)).astype(np.float32) for n in lengths]  # (F, C, V, M) each
+    batch = fit_frames(np.concatenate(samples), lengths, 9, pad)  # (B, C, 9, V, M)
+    expected = np.stack([fit_length(s.transpose(1, 0, 2, 3), 9, pad, axis=1) for s in samples])
+    np.testing.assert_array_equal(batch, expected)
+    with pytest.raises(ValueError, match="lengths sum to 42 but 40 frames"):
+        fit_frames(np.concatenate(samples)[:40], lengths, 9, pad)
 
 
 def test_visibility_channel_marks_present_joints_and_absent_person():

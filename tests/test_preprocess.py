@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -57,10 +58,14 @@ def test_ntu_fixtures_rows_labels_shapes(fixtures_dir, tmp_path):
     assert it.meta.n_persons.tolist() == NTU_PERSONS
     assert it.data.shape == (6, 4, 128, 25, 2) and it.data.dtype == np.float32
     assert it.info == {"dataset": "ntu60", "layout": "ntu25", "shape": [4, 128, 25, 2], "num_class": 58,
-                       "channels": ["x", "y", "z", "visibility"]}  # fmt: skip
+                       "channels": ["x", "y", "z", "visibility"], "pad": "repeat",
+                       "storage": {"dtype": "float32", "axes": ["T", "C", "V", "M"]}}  # fmt: skip
     schema = pq.read_schema(out)
     assert schema.field("label").type == pa.int32() and schema.field("setup").type == pa.int16()
-    assert schema.field("data").type == pa.list_(pa.field("item", pa.float32(), nullable=False), 4 * 128 * 25 * 2)
+    assert schema.field("data").type == pa.binary()
+    # each sample is stored at its own length: n_frames x C x V x M float32 values, no padding
+    stored = pc.binary_length(pq.read_table(out, columns=["data"])["data"]).to_pylist()
+    assert stored == [n * 4 * 25 * 2 * 4 for n in NTU_FRAMES]
 
     x = it.data
     vis = x[:, 3]  # (N, T, V, M)
@@ -208,6 +213,18 @@ def test_parallel_workers_write_the_same_file(fixtures_copy, tmp_path):
     assert rejected(a) == rejected(b)
 
 
+def test_float16_storage_halves_the_tensor_bytes_within_its_rounding(fixtures_dir, tmp_path):
+    full = prepared(fixtures_dir / "ntu", tmp_path / "f32.parquet", frames=128)
+    half = prepared(fixtures_dir / "ntu", tmp_path / "f16.parquet", frames=128, storage_dtype="float16")
+    assert half.info["storage"]["dtype"] == "float16" and half.data.dtype == np.float32
+    bytes32, bytes16 = (sum(pc.binary_length(pq.read_table(p, columns=["data"])["data"]).to_pylist())
+                        for p in (tmp_path / "f32.parquet", tmp_path / "f16.parquet"))  # fmt: skip
+    assert bytes16 * 2 == bytes32
+    err = np.abs(half.data - full.data)
+    assert err.max() <= 2.0**-11 * np.abs(full.data).max()  # half an ulp of float16 at the largest value
+    np.testing.assert_array_equal(half.data[:, 3], full.data[:, 3])  # visibility 0/1 is exact
+
+
 # --------------------------------------------------------------------------- reading back
 
 
@@ -226,11 +243,18 @@ def test_read_interim_rows_and_bad_files(fixtures_dir, tmp_path):
     pq.write_table(table.replace_schema_metadata(None), plain)
     with pytest.raises(InterimFormatError, match=r"plain\.parquet.*metadata"):
         read_interim(plain)
-    wrong = tmp_path / "wrong.parquet"
-    bad_info = {**json.loads(table.schema.metadata[b"stf"]), "shape": [4, 32, 25, 2]}
+    wrong = tmp_path / "wrong.parquet"  # metadata says 3 persons, the rows hold 2
+    bad_info = {**json.loads(table.schema.metadata[b"stf"]), "shape": [4, 16, 25, 3]}
     pq.write_table(table.replace_schema_metadata({b"stf": json.dumps(bad_info).encode()}), wrong)
-    with pytest.raises(InterimFormatError, match=r"wrong\.parquet.*\[4, 32, 25, 2\]"):
+    with pytest.raises(InterimFormatError, match=r"wrong\.parquet: row 0 holds 82400 bytes, n_frames 103 needs 123600"):
         read_interim(wrong)
+    old = tmp_path / "old.parquet"  # the padded fixed-size layout of earlier versions
+    fixed = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(6 * 8, np.float32)), 8)
+    old_info = {k: v for k, v in json.loads(table.schema.metadata[b"stf"]).items() if k not in ("pad", "storage")}
+    pq.write_table(table.set_column(table.schema.get_field_index("data"), "data", fixed)
+                   .replace_schema_metadata({b"stf": json.dumps(old_info).encode()}), old)  # fmt: skip
+    with pytest.raises(InterimFormatError, match=r"old\.parquet: data column fixed_size_list.*rerun stf preprocess"):
+        read_interim_meta(old)
     with pytest.raises(InterimFormatError, match="not found"):
         read_interim(tmp_path / "absent.parquet")
 
@@ -283,7 +307,8 @@ def test_kinetics_fixtures_rows_parts_channels(fixtures_dir, tmp_path):
     assert it.meta.label.tolist() == [317, 0, 335, 83, 199]
     assert (it.meta[["setup", "camera", "performer", "replication"]] == -1).all().all()
     assert it.info == {"dataset": "kinetics", "layout": "openpose18", "shape": [3, 64, 18, 2], "num_class": 336,
-                       "channels": ["x", "y", "confidence"]}  # fmt: skip
+                       "channels": ["x", "y", "confidence"], "pad": "repeat",
+                       "storage": {"dtype": "float32", "axes": ["T", "C", "V", "M"]}}  # fmt: skip
     x = it.data  # (N, 3, T, 18, 2)
     conf = x[:, 2]
     assert conf.min() >= 0 and conf.max() <= 1 and conf.max() > 0.5

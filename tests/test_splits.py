@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from helpers import write_interim
 from stf.config import SettingSpec, SplitConfig
-from stf.data.preprocess import InterimWriter
 from stf.data.splits import SplitError, benchmark_part, make_split_file, stratified_subsets
 
 
@@ -102,8 +102,7 @@ def write_ntu_interim(path, ids: list[str], num_class: int) -> None:
         {**r, "n_frames": 2, "n_persons": 1}
         for r in meta[["sample_id", "label", "setup", "camera", "performer", "replication", "part"]].to_dict("records")
     ]
-    with InterimWriter(path, info) as w:
-        w.write(rows, np.zeros((len(ids), 1, 2, 25, 1), np.float32))
+    write_interim(path, info, rows, np.zeros((len(ids), 1, 2, 25, 1), np.float32))
 
 
 def xsub_ids(per_class: int, classes: int) -> list[str]:

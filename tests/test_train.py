@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import KILLED_WRITER, REPO
+from helpers import KILLED_WRITER, REPO, ArrayPart, write_interim
 from helpers import TINY_SPEC as TINY
 from stf.config import Params, SettingSpec, SplitConfig, load_params
 from stf.models.msg3d import MSG3D
@@ -25,13 +25,13 @@ from stf.training.distributed import DistContext
 from stf.training.loop import CrossEntropyObjective, NonFiniteLossError, Recipe, epoch_batches, epoch_seed, fit
 
 
-def tiny_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def tiny_data(n: int, seed: int) -> ArrayPart:
     """x (n, 2, 8, 5, 2): noise plus a class-specific joint that moves; y (n,) in {0, 1, 2}."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
     x = rng.normal(0, 0.3, size=(n, 2, 8, 5, 2)).astype(np.float32)
     x[np.arange(n), 0, :, y + 1, 0] += np.sin(np.arange(8) / 2.0)[None, :]
-    return x, y.astype(np.int64)
+    return ArrayPart(x, y)
 
 
 def tiny_fit(workdir: Path, epochs: int = 3, resume: bool = False, hook=None, objective_cls=CrossEntropyObjective,
@@ -155,7 +155,6 @@ def micro_params(**sizes) -> Params:
 
 def write_ntu_files(root: Path, per_class: int = 16, classes: int = 3, frames: int = 16) -> tuple[Path, Path]:
     """An interim parquet of NTU-shaped samples (class c moves joint 4c) + its x-sub split."""
-    from stf.data.preprocess import InterimWriter
     from stf.data.splits import make_split_file
 
     rng = np.random.default_rng(0)
@@ -172,9 +171,7 @@ def write_ntu_files(root: Path, per_class: int = 16, classes: int = 3, frames: i
     rows = [{"sample_id": s, "label": c, "setup": 1, "camera": 1, "performer": int(s[9:12]),
              "replication": int(s[13:16]), "part": "", "n_frames": frames, "n_persons": 1}
             for s, c in zip(ids, labels, strict=True)]  # fmt: skip
-    interim = root / "ntu60.parquet"
-    with InterimWriter(interim, info) as w:
-        w.write(rows, x)
+    interim = write_interim(root / "ntu60.parquet", info, rows, x)
     split = root / "ntu60-xsub.parquet"
     make_split_file(interim, SettingSpec(dataset="ntu60", benchmark="xsub"), SplitConfig(fractions=[50, 100]), split)
     return interim, split
@@ -209,11 +206,11 @@ def test_baseline_writes_a_complete_model_directory(baseline: dict) -> None:
     assert payload["meta"]["variant"] == "msg3d" and payload["meta"]["setting"] == "ntu60-xsub"
     assert payload["meta"]["seed"] == params.sizes.seeds[0] == 0
     scores = read_scores(out)
-    from stf.data.dataset import load_arrays
+    from stf.data.dataset import load_part
 
-    test = load_arrays(baseline["data"], baseline["split"], "test", "joint")
+    test = load_part(baseline["data"], baseline["split"], "test", "joint")
     assert list(scores["sample_id"]) == list(test.ids)
-    np.testing.assert_allclose(predict_logits(model, test.x, 32), score_matrix(scores, "logits"), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(predict_logits(model, test, 32), score_matrix(scores, "logits"), rtol=1e-4, atol=1e-5)
     # dvclive logs live beside the output, never inside it; the finished run left no resume state,
     # so a forced rerun trains again instead of reloading the last epoch
     work = out.with_name("msg3d.work")
@@ -367,7 +364,8 @@ def test_gradient_probe_logs_term_ratios_without_changing_training(tmp_path: Pat
     assert row["grad_norm_ce"] > 0 and row["grad_ratio_d"] > 0 and row["grad_ratio_e"] > 0
     assert row["weighted_e"] == pytest.approx(lam.e * row["loss_e"])
     # a ratio is ‖∇ λ L‖ / ‖∇ L_ce‖: linear in λ
-    x, y = (torch.from_numpy(a[:6]) for a in tiny_data(6, 2))
+    data = tiny_data(6, 2)
+    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
     base = gradient_norms(objective(lam)(m1), x, y)
     double = gradient_norms(objective(Lambdas(e=0.02, d=0.3))(m1), x, y)
     assert double["grad_norm_ce"] == pytest.approx(base["grad_norm_ce"], rel=1e-6)

@@ -104,7 +104,9 @@ class PreprocessConfig(_Section):
     normalise_height: bool = True  # divide by body height (paper, after Si et al. 2018)
     visibility_channel: bool = True  # NTU: add a channel of 1 = visible (paper), C = 4
     msg3d_rotation: bool = False  # MS-G3D's pre_normalization rotations (off for STF)
-    pad: Literal["repeat", "zero"] = "repeat"
+    pad: Literal["repeat", "zero"] = "repeat"  # applied when batches are read (storage keeps each length)
+    # dtype of the stored values: float32, or float16 (half the disk; its error: docs/method.md)
+    storage_dtype: Literal["float32", "float16"] = "float32"
 
 
 class SplitConfig(_Section):

@@ -1,15 +1,20 @@
-"""Training arrays: one setting's part (and subset) of a preprocessed parquet, joint or bone.
+"""A setting's part (train or test, joint or bone) of a preprocessed parquet, read a batch at a time.
 
-`load_arrays(interim, split, part, stream, fraction)` joins the interim parquet with a split
-parquet and returns `SkeletonArrays` (x (N, C, T, V, M) float32, y (N,) int64, ids).
-Training gathers its batches from these arrays (`stf.training.loop`); `SkeletonDataset` is
-the same data as a torch `Dataset`, for DataLoader users.
+`load_part(interim, split, part, stream, fraction)` joins the interim parquet's metadata with
+a split parquet and returns a `SkeletonPart`: which rows, their labels and ids, no tensor.
+A `SkeletonPart` is a map-style torch `Dataset` whose item is a whole batch:
+`part[positions]` reads those samples (positions 0..len-1 in the part) from the parquet,
+computes the bone stream when asked (`bone_features`, on the stored frames), fits every
+sample to T frames (`stf.data.normalize.fit_frames`, repeat or zero padding as the file's
+metadata says) and returns (x (B, C, T, V, M) float32, y (B,) int64, positions (B,) int64).
+`stf.data.loader.batch_loader` streams such batches with worker processes, so memory does
+not grow with the dataset.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from stf.data.preprocess import read_interim, read_interim_meta
+from stf.data.normalize import fit_frames
+from stf.data.preprocess import InterimReader, read_interim_meta
 from stf.data.skeletons import Layout, layout_for
 from stf.data.splits import read_split
 
@@ -38,58 +44,97 @@ def bone_features(
 ) -> np.ndarray | torch.Tensor:
     """Joint tensor (N, C, T, V, M) -> bone tensor of the same shape and type.
 
-    For each bone pair (v1, v2) of `layout.bone_pairs`, the coordinate channels of joint v1
-    become joint[v1] - joint[v2] (the root's self-pair gives 0). The channels after
-    `coord_channels` (NTU visibility, Kinetics confidence) become min(value[v1], value[v2]),
-    and the bone's coordinates are zeroed where that minimum is 0 (a bone needs both ends).
-    `coord_channels` defaults to the layout's dimension (3 NTU, 2 OpenPose); joints that are
-    not the first element of any pair become 0.
+    For each bone pair (v1, v2) of `layout.bone_pairs` (every joint is the v1 of exactly one
+    pair), the coordinate channels of joint v1 become joint[v1] - joint[v2] (the root's
+    self-pair gives 0). The channels after `coord_channels` (NTU visibility, Kinetics
+    confidence) become min(value[v1], value[v2]), and the bone's coordinates are zeroed where
+    that minimum is 0 (a bone needs both ends). `coord_channels` defaults to the layout's
+    dimension (3 NTU, 2 OpenPose). Any T works, e.g. T = 1 for a stack of single frames.
     """
     cc = _coord_channels(layout) if coord_channels is None else coord_channels
-    if x.ndim != 5 or not 0 < cc <= x.shape[1]:
-        raise ValueError(f"bone_features needs (N, C>={cc}, T, V, M), got shape {tuple(x.shape)}")
-    v1 = [a for a, _ in layout.bone_pairs]
-    v2 = [b for _, b in layout.bone_pairs]
-    is_torch = isinstance(x, torch.Tensor)
-    out = torch.zeros_like(x) if is_torch else np.zeros_like(x)
-    out[:, :cc, :, v1] = x[:, :cc, :, v1] - x[:, :cc, :, v2]
+    if x.ndim != 5 or not 0 < cc <= x.shape[1] or x.shape[3] != layout.num_joints:
+        raise ValueError(f"bone_features needs (N, C>={cc}, T, V={layout.num_joints}, M), got shape {tuple(x.shape)}")
+    parents = layout.bone_parents  # (V,): v2 of each joint's pair
+    if isinstance(x, torch.Tensor):
+        xp = x.index_select(3, torch.from_numpy(parents).to(x.device))  # (N, C, T, V, M): x at v2
+        out = torch.empty_like(x)
+        minimum = torch.minimum
+    else:
+        xp = np.take(x, parents, axis=3)  # (N, C, T, V, M): x at v2
+        out = np.empty_like(x)
+        minimum = np.minimum
+    out[:, :cc] = x[:, :cc] - xp[:, :cc]
     if x.shape[1] > cc:
-        minimum = torch.minimum if is_torch else np.minimum
-        lo = minimum(x[:, cc:, :, v1], x[:, cc:, :, v2])  # (N, C - cc, T, |pairs|, M)
-        out[:, cc:, :, v1] = lo
-        both = lo[:, :1] > 0  # (N, 1, T, |pairs|, M)
-        out[:, :cc, :, v1] = out[:, :cc, :, v1] * both
+        lo = minimum(x[:, cc:], xp[:, cc:])  # (N, C - cc, T, V, M)
+        out[:, cc:] = lo
+        out[:, :cc] *= lo[:, :1] > 0  # (N, 1, T, V, M): both ends present
     return out
 
 
-@dataclass
-class SkeletonArrays:
-    """One part of a setting in memory: x (N, C, T, V, M) float32, y (N,) int64, ids (N,) str."""
+class SkeletonPart(Dataset):
+    """One part of a setting, streamed from the interim parquet; an item is a batch.
 
-    x: np.ndarray
-    y: np.ndarray
-    ids: np.ndarray
-    num_class: int
-    layout: Layout
-    dataset: str
+    path: the interim parquet; rows (N,) int64 its row numbers (ascending); y (N,) int64
+    labels; ids (N,) str; n_frames (N,) stored lengths; stream "joint" or "bone"; info the
+    file's b"stf" metadata. `shape` is (C, T, V, M) of one loaded sample. Picklable: worker
+    processes open the file themselves.
+    """
+
+    def __init__(
+        self, path: Path, rows: np.ndarray, y: np.ndarray, ids: np.ndarray, n_frames: np.ndarray,
+        stream: str, info: dict,
+    ) -> None:  # fmt: skip
+        self.path = Path(path)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.y = np.asarray(y, dtype=np.int64)
+        self.ids = np.asarray(ids)
+        self.n_frames = np.asarray(n_frames, dtype=np.int64)
+        self.stream = stream
+        self.info = info
+        self.dataset = str(info["dataset"])
+        self.num_class = int(info["num_class"])
+        self.layout: Layout = layout_for(self.dataset)
+        self.shape: tuple[int, int, int, int] = tuple(int(s) for s in info["shape"])  # (C, T, V, M)
+        self._reader = InterimReader(self.path, info)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    def read(self, positions: np.ndarray) -> np.ndarray:
+        """Samples at `positions` (B,) of this part -> (B, C, T, V, M) float32, in that order."""
+        positions = np.asarray(positions, dtype=np.int64)
+        lengths = self.n_frames[positions]
+        values = self._reader.frames(self.rows[positions], lengths)  # (F, C, V, M), storage dtype
+        values = values.astype(np.float32, copy=False)  # float16 widened; nothing below writes into it
+        if self.stream == "bone":
+            f, c, v, m = values.shape
+            values = bone_features(values.reshape(f, c, 1, v, m), self.layout).reshape(f, c, v, m)  # per frame
+        return fit_frames(values, lengths, self.shape[1], self.info["pad"])  # (B, C, T, V, M)
 
-def load_arrays(
+    def __getitem__(self, positions: Sequence[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch: (x (B, C, T, V, M) float32, y (B,) int64, positions (B,) int64)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.ndim != 1:
+            raise DatasetError(f"{self.path}: a SkeletonPart item is a batch; give a 1-D list of positions")
+        if positions.size and (positions.min() < 0 or positions.max() >= len(self)):
+            raise DatasetError(f"{self.path}: positions outside 0..{len(self) - 1} of this part")
+        x = torch.from_numpy(self.read(positions))
+        return x, torch.from_numpy(self.y[positions]), torch.from_numpy(positions)
+
+
+def load_part(
     interim: Path,
     split: Path,
     part: Literal["train", "val", "test"],
     stream: Literal["joint", "bone"],
     fraction: int = 100,
-) -> SkeletonArrays:
+) -> SkeletonPart:
     """Interim parquet + split parquet -> the samples of `part` (train: the `p{fraction}` subset;
     val: the validation part held out of training, empty when the split has none).
 
-    Rows keep the interim order (sorted by sample id). Only the selected samples' tensors are
-    read. Raises `DatasetError` when the split names samples the interim file lacks, when the
-    datasets differ, or when column `p{fraction}` does not exist.
+    Rows keep the interim order (sorted by sample id). Reads metadata only. Raises
+    `DatasetError` when the split names samples the interim file lacks, when the datasets
+    differ, or when column `p{fraction}` does not exist.
     """
     interim, split = Path(interim), Path(split)
     if part not in ("train", "val", "test"):
@@ -115,30 +160,10 @@ def load_arrays(
     if absent:
         raise DatasetError(f"{split}: {len(absent)} sample(s) not in {interim}, e.g. {absent[:3]}")
     rows = np.sort(np.fromiter((position[s] for s in wanted), dtype=np.int64, count=len(wanted)))
-    loaded = read_interim(interim, rows)
-    layout = layout_for(info["dataset"])
-    x = loaded.data  # (N, C, T, V, M)
-    if stream == "bone":
-        x = bone_features(x, layout)
-    log.info("%s %s/%s p%d: %d samples %s", info["dataset"], part, stream, fraction, len(rows), tuple(x.shape))
-    return SkeletonArrays(
-        x=x,
-        y=loaded.meta["label"].to_numpy(dtype=np.int64),
-        ids=loaded.meta["sample_id"].astype(str).to_numpy(),
-        num_class=int(info["num_class"]),
-        layout=layout,
-        dataset=str(info["dataset"]),
-    )
-
-
-class SkeletonDataset(Dataset):
-    """torch Dataset over `SkeletonArrays`: item i -> (x (C, T, V, M) float tensor, label int, i)."""
-
-    def __init__(self, arrays: SkeletonArrays) -> None:
-        self.arrays = arrays
-
-    def __len__(self) -> int:
-        return len(self.arrays)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        return torch.from_numpy(self.arrays.x[i]), int(self.arrays.y[i]), int(i)
+    chosen = meta.iloc[rows]
+    out = SkeletonPart(
+        interim, rows, chosen["label"].to_numpy(dtype=np.int64), chosen["sample_id"].astype(str).to_numpy(),
+        chosen["n_frames"].to_numpy(dtype=np.int64), stream, info,
+    )  # fmt: skip
+    log.info("%s %s/%s p%d: %d samples of %s", info["dataset"], part, stream, fraction, len(out), out.shape)
+    return out

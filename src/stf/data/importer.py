@@ -19,8 +19,9 @@ What is redone and what is taken as it is (docs/method.md, "Imported data"):
   person 0's centre joint, zeroed by the centring, counts as present whenever person 0 is;
   then our steps run as for raw files: trim, centre on `center_joint.ntu` (a no-op for the
   default joint 1), height, the visibility channel (1 = joint present, the rule raw
-  preprocessing uses), fit to T. The rotation can be neither undone nor applied again (it is
-  not idempotent), whatever `msg3d_rotation` says.
+  preprocessing uses); stored at that length (fitted to T when read, as for raw files). The
+  rotation can be neither undone nor applied again (it is not idempotent), whatever
+  `msg3d_rotation` says.
 - Kinetics from MS-G3D: x, y are already centred (-0.5, y up, 0 where the score is 0) and
   the top persons kept per frame; the zero tail is trimmed and our steps run as for raw clips.
 - pyskl NTU 3-D: raw camera coordinates, every step as for a `.skeleton` file (energy rule on
@@ -54,7 +55,6 @@ from stf.data.formats import pyskl as pyskl_format
 from stf.data.formats.kinetics import select_persons
 from stf.data.normalize import (
     NormalizeSpec,
-    fit_length,
     normalize_sequence,
     trim_empty_frames,
     valid_from_coords,
@@ -62,12 +62,14 @@ from stf.data.normalize import (
 from stf.data.preprocess import (
     NTU60_MAX_ACTION,
     NTU60_MAX_SETUP,
+    STORAGE_DTYPES,
     InterimWriter,
     interim_info,
     normalize_spec,
     prepare_ntu_bodies,
     prepare_openpose,
     rejected_csv_path,
+    stored_sample,
 )
 from stf.data.splits import benchmark_part, setting_name, write_split_table
 from stf.io import atomic_path
@@ -407,11 +409,12 @@ def import_dataset(
     kept, rejected, excluded, id_fields = _screen(cands, dataset, missing)
     labels = [c.label for c in kept]
     info = interim_info(dataset, cfg, frames, (max(labels) + 1) if labels else 0)
-    shape = tuple(info["shape"])  # (C, T, V, M)
+    shape = tuple(info["shape"])  # (C, T, V, M) as loaded; stored at each sample's own length
+    dtype = STORAGE_DTYPES[cfg.storage_dtype]
 
     written_rows: list[dict] = []
     rows: list[dict] = []
-    block = np.empty((WRITE_ROWS, *shape), dtype=np.float32)  # (k, C, T, V, M)
+    samples: list[np.ndarray] = []
     bar = tqdm(total=len(kept), desc=f"import {fmt} {dataset}", unit="sample", disable=None)
     with InterimWriter(out_path, info) as writer, bar:
         for c, ids in zip(kept, id_fields, strict=True):
@@ -420,7 +423,7 @@ def import_dataset(
                 sample, persons = c.prepare()  # (C, F', V, M)
                 if sample.shape[0] != shape[0]:
                     raise ValueError(f"prepared {sample.shape[0]} channels, expected {shape[0]}")
-                fit_length(sample, frames, cfg.pad, axis=1, out=block[len(rows)])
+                samples.append(stored_sample(sample, dtype))  # (F', C, V, M)
             except Exception as err:  # noqa: BLE001 - a bad sample is reported, never fatal
                 rejected.append((c.where, _reason(err)))
                 continue
@@ -429,11 +432,10 @@ def import_dataset(
                 "n_frames": int(sample.shape[1]), "n_persons": persons,
             })  # fmt: skip
             if len(rows) == WRITE_ROWS:
-                writer.write(rows, block)  # the writer keeps this array until it flushes: take a new one
+                writer.write(rows, samples)
                 written_rows += rows
-                rows = []
-                block = np.empty_like(block)
-        writer.write(rows, block[: len(rows)])
+                rows, samples = [], []
+        writer.write(rows, samples)
         written_rows += rows
     rejected_path = rejected_csv_path(out_path)
     _write_rejected(rejected_path, rejected)

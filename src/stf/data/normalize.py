@@ -216,6 +216,49 @@ def length_index(n: int, frames: int, pad: Literal["repeat", "zero"]) -> np.ndar
     return np.where(np.arange(frames) < n, np.arange(frames), -1)
 
 
+def length_indices(lengths: np.ndarray, frames: int, pad: Literal["repeat", "zero"]) -> np.ndarray:
+    """`length_index` of every sequence length in `lengths` (B,) at once -> (B, frames) int64.
+
+    Row b equals `length_index(lengths[b], frames, pad)` exactly (same integer and float64
+    arithmetic), so batches fitted at load time hold the values a per-sample fit would.
+    """
+    n = np.asarray(lengths, dtype=np.int64)[:, None]  # (B, 1)
+    if n.size and n.min() <= 0:
+        raise ValueError("cannot fit an empty sequence to a length")
+    t = np.arange(frames, dtype=np.int64)[None, :]  # (1, frames)
+    if frames == 1:
+        longer = np.zeros((n.shape[0], 1), dtype=np.int64)
+    else:
+        longer = np.floor(t * (n - 1) / (frames - 1) + 0.5).astype(np.int64)  # (B, frames)
+    shorter = t % n if pad == "repeat" else np.where(t < n, t, -1)  # (B, frames)
+    return np.where(n >= frames, longer, shorter)
+
+
+def fit_frames(values: np.ndarray, lengths: np.ndarray, frames: int, pad: Literal["repeat", "zero"]) -> np.ndarray:
+    """Concatenated sequences -> one batch fitted to `frames`: (F, C, V, M) -> (B, C, frames, V, M).
+
+    values: the frames of B samples one after another, frame-major, F = sum(lengths);
+    lengths: (B,) frames of each sample. Each sample is fitted by `length_indices` (repeat or
+    zero padding, uniform resampling when longer), in one gather whose output is already in
+    the model layout. The output has values' dtype.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    f, c, v, m = values.shape
+    if int(lengths.sum()) != f:
+        raise ValueError(f"fit_frames: lengths sum to {int(lengths.sum())} but {f} frames were given")
+    b = len(lengths)
+    idx = length_indices(lengths, frames, pad)  # (B, frames), -1 = zero frame
+    starts = np.cumsum(lengths) - lengths  # (B,) first frame of each sample
+    src = starts[:, None] + np.maximum(idx, 0)  # (B, frames) frame in `values`
+    rows = src[:, None, :] * c + np.arange(c)[None, :, None]  # (B, C, frames) row of values as (F*C, V*M)
+    out = np.empty((b, c, frames, v, m), dtype=values.dtype)
+    np.take(values.reshape(f * c, v * m), rows.reshape(-1), axis=0, out=out.reshape(b * c * frames, v * m))
+    zero = idx < 0  # (B, frames)
+    if zero.any():
+        out.transpose(0, 2, 1, 3, 4)[zero] = 0  # (B, frames, C, V, M) view, masked frames
+    return out
+
+
 def fit_length(
     x: np.ndarray, frames: int, pad: Literal["repeat", "zero"], axis: int = 0, out: np.ndarray | None = None
 ) -> np.ndarray:

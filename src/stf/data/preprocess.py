@@ -3,17 +3,21 @@
 `preprocess(dataset, raw_dir, out_path, cfg, frames, missing_list, strict)` finds the raw
 files (NTU `**/*.skeleton`; Kinetics `**/kinetics_{train,val}/*.json` with
 `kinetics_{train,val}_label.json`), parses and normalises them in worker processes
-(`stf.data.normalize.normalize_sequence`), fits each sample to T frames in this process
-(`fit_length`) and streams the rows, sorted by sample id, into a parquet file in bounded
-row groups. Every file that is not written is listed with its
+(`stf.data.normalize.normalize_sequence`) and streams the rows, sorted by sample id, into a
+parquet file in small row groups. Every file that is not written is listed with its
 reason in `<out without .parquet>.rejected.csv` (`file,reason`; reasons of files left out
 on purpose start with "excluded:"), so read = written + rejected + excluded.
 
+Each sample is stored at its own length; fitting to T frames (repeat or zero padding,
+resampling of longer ones) happens when a batch is read (`stf.data.normalize.fit_frames`).
 The parquet layout (docs/architecture.md): `sample_id` string, `label` int32,
 `setup camera performer replication` int16 (-1 for Kinetics), `part` string,
-`n_frames n_persons` int32, `data` fixed_size_list<float32>[C*T*V*M] holding the sample's
-(C, T, V, M) tensor in C order; schema metadata b"stf" = JSON {dataset, layout, shape
-[C, T, V, M], num_class, channels}. `read_interim` loads it back as one (N, C, T, V, M) array.
+`n_frames n_persons` int32, `data` binary: the sample's (n_frames, C, V, M) values in C
+order (frame-major), little-endian float32 or float16. Schema metadata b"stf" = JSON
+{dataset, layout, shape [C, T, V, M] of a loaded sample, num_class, channels, pad,
+storage {dtype, axes}}. Row groups hold about `ROW_GROUP_BYTES` of tensor data, so a
+random sample costs one small row-group read (`InterimReader`). `read_interim` loads a
+selection back as one fitted (N, C, T, V, M) float32 array.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from stf.data.normalize import (
     NTU_HEIGHT,
     OPENPOSE_HEIGHT,
     NormalizeSpec,
+    fit_frames,
     fit_length,
     normalize_sequence,
     valid_from_coords,
@@ -66,8 +71,10 @@ _META_TYPES = {
     "n_frames": pa.int32(),
     "n_persons": pa.int32(),
 }
-ROW_GROUP_BYTES = 64 << 20  # bytes of tensor data per parquet row group
-COMPRESSION = "lz4"  # measured: 4x smaller than plain on repeat-padded data, faster to write and read than zstd
+ROW_GROUP_BYTES = 256 << 10  # tensor bytes per row group: a random sample reads ~256 KiB (NTU: ~4 samples)
+COMPRESSION = "lz4"  # cheap to decode; own-length float data compresses little, absent persons a lot
+STORAGE_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+STORAGE_AXES = ["T", "C", "V", "M"]  # one stored row: (n_frames, C, V, M), frame-major
 NTU60_MAX_SETUP, NTU60_MAX_ACTION = 17, 60
 MIN_FILES_PER_WORKER = 256  # below this, starting worker processes costs more than it saves
 
@@ -85,29 +92,34 @@ class InterimFormatError(ValueError):
 
 def interim_schema(info: dict) -> pa.Schema:
     """The explicit schema of an interim parquet whose b"stf" metadata is `info`."""
-    size = math.prod(info["shape"])
     fields = [pa.field(name, _META_TYPES[name], nullable=False) for name in META_COLUMNS]
-    fields.append(pa.field("data", pa.list_(pa.field("item", pa.float32(), nullable=False), size), nullable=False))
+    fields.append(pa.field("data", pa.binary(), nullable=False))
     return pa.schema(fields, metadata={b"stf": json.dumps(info, sort_keys=True).encode()})
+
+
+def frame_shape(info: dict) -> tuple[int, int, int]:
+    """(C, V, M) of one stored frame, from the b"stf" metadata."""
+    c, _, v, m = (int(s) for s in info["shape"])
+    return c, v, m
 
 
 class InterimWriter:
     """Streams rows into an interim parquet; the file appears atomically on a clean exit.
 
     with InterimWriter(path, info) as w:
-        w.write(rows, data)   # rows: list of dicts with META_COLUMNS; data (k, C, T, V, M) float32
+        w.write(rows, samples)   # rows: dicts with META_COLUMNS; samples: (n_frames, C, V, M) arrays
 
-    Rows are buffered up to `ROW_GROUP_BYTES` of tensor data and flushed as one row group,
-    so memory stays bounded whatever the dataset size.
+    Samples are stored in info["storage"]["dtype"] (cast here if they are not). Rows are
+    buffered up to `ROW_GROUP_BYTES` of tensor data and flushed as one row group, so memory
+    stays bounded whatever the dataset size.
     """
 
     def __init__(self, path: Path, info: dict, compression: str | None = COMPRESSION) -> None:
         self.path = Path(path)
         self.info = dict(info)
-        self.shape = tuple(int(s) for s in info["shape"])
-        self.size = math.prod(self.shape)
+        self.frame = frame_shape(self.info)
+        self.dtype = STORAGE_DTYPES[self.info["storage"]["dtype"]]
         self.schema = interim_schema(self.info)
-        self.rows_per_group = max(1, ROW_GROUP_BYTES // (4 * self.size))
         self.compression = compression
         self.written = 0
         self._rows: list[dict] = []
@@ -117,31 +129,37 @@ class InterimWriter:
     def __enter__(self) -> InterimWriter:
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
+        # no dictionaries or statistics: row groups are small, and nothing filters on them
         self._writer = pq.ParquetWriter(
-            tmp,
-            self.schema,
-            compression=self.compression,
-            use_dictionary=["sample_id", "part"],  # a dictionary attempt on the tensor floats only costs time
-            write_statistics=list(META_COLUMNS),
+            tmp, self.schema, compression=self.compression, use_dictionary=False, write_statistics=False
         )
         return self
 
-    def write(self, rows: Sequence[dict], data: np.ndarray) -> None:
-        data = np.asarray(data, dtype=np.float32).reshape(len(rows), self.size)  # (k, C*T*V*M)
-        if not rows:
-            return
-        self._rows.extend(rows)
-        self._data.append(data)
-        self._buffered += len(rows)
-        if self._buffered >= self.rows_per_group:
-            self._flush()
+    def write(self, rows: Sequence[dict], samples: Sequence[np.ndarray]) -> None:
+        if len(rows) != len(samples):
+            raise ValueError(f"{self.path}: {len(rows)} rows but {len(samples)} samples")
+        for row, sample in zip(rows, samples, strict=True):
+            if sample.ndim != 4 or tuple(sample.shape[1:]) != self.frame or sample.shape[0] != row["n_frames"]:
+                raise ValueError(
+                    f"{self.path}: sample {row['sample_id']} has shape {sample.shape}, expected "
+                    f"({row['n_frames']}, {', '.join(map(str, self.frame))}) = (n_frames, C, V, M)"
+                )
+            self._rows.append(row)
+            self._data.append(np.ascontiguousarray(sample, dtype=self.dtype))
+            self._buffered += sample.shape[0] * math.prod(self.frame) * self.dtype.itemsize
+            if self._buffered >= ROW_GROUP_BYTES:
+                self._flush()
 
     def _flush(self) -> None:
         if not self._rows:
             return
-        flat = np.concatenate(self._data).reshape(-1)  # (k * C*T*V*M,)
+        sizes = np.array([d.nbytes for d in self._data], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)  # (k + 1,) byte offsets
+        blob = np.concatenate([d.reshape(-1) for d in self._data])  # (sum of n_frames*C*V*M,)
         arrays = [pa.array([r[name] for r in self._rows], _META_TYPES[name]) for name in META_COLUMNS]
-        arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), self.size))
+        arrays.append(
+            pa.BinaryArray.from_buffers(pa.binary(), len(self._rows), [None, pa.py_buffer(offsets), pa.py_buffer(blob)])
+        )
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema), row_group_size=len(self._rows))
         self.written += len(self._rows)
         self._rows, self._data, self._buffered = [], [], 0
@@ -157,20 +175,20 @@ class InterimWriter:
 
 @dataclass
 class Interim:
-    """A preprocessed dataset: `meta` (one row per sample, no tensor), `data` (N, C, T, V, M)
-    float32 in the same row order, `info` the b"stf" metadata dict."""
+    """A preprocessed selection: `meta` (one row per sample, no tensor), `data` (N, C, T, V, M)
+    float32 in the same row order (fitted to T), `info` the b"stf" metadata dict."""
 
     meta: pd.DataFrame
     data: np.ndarray
     info: dict = field(default_factory=dict)
 
 
-def _open_interim(path: Path) -> tuple[pq.ParquetFile, dict, int]:
+def _open_interim(path: Path, pre_buffer: bool = True) -> tuple[pq.ParquetFile, dict]:
     path = Path(path)
     if not path.is_file():
         raise InterimFormatError(f"{path}: preprocessed parquet not found")
     try:
-        pf = pq.ParquetFile(path, memory_map=True)
+        pf = pq.ParquetFile(path, pre_buffer=pre_buffer)
     except (OSError, pa.ArrowInvalid) as err:
         raise InterimFormatError(f"{path}: not a readable parquet file: {err}") from None
     schema = pf.schema_arrow
@@ -191,57 +209,108 @@ def _open_interim(path: Path) -> tuple[pq.ParquetFile, dict, int]:
     missing = [c for c in (*META_COLUMNS, "data") if c not in schema.names]
     if missing:
         raise InterimFormatError(f"{path}: missing columns {missing}")
-    dtype = schema.field("data").type
-    size = math.prod(shape)
-    if not pa.types.is_fixed_size_list(dtype) or dtype.list_size != size or dtype.value_type != pa.float32():
+    storage = info.get("storage")
+    if (
+        schema.field("data").type != pa.binary()
+        or not isinstance(storage, dict)
+        or storage.get("dtype") not in STORAGE_DTYPES
+        or storage.get("axes") != STORAGE_AXES
+        or info.get("pad") not in ("repeat", "zero")
+    ):
         raise InterimFormatError(
-            f"{path}: data column is {dtype}, metadata shape {shape} needs fixed_size_list<float>[{size}]"
+            f"{path}: data column {schema.field('data').type} with storage {storage!r}, pad {info.get('pad')!r}; "
+            f"this stf reads binary (n_frames, C, V, M) rows of {'/'.join(STORAGE_DTYPES)} (rerun stf preprocess)"
         )
-    return pf, info, size
+    return pf, info
 
 
 def read_interim_meta(path: Path) -> tuple[pd.DataFrame, dict]:
     """Interim parquet -> (meta DataFrame without the tensor, b"stf" info); reads no tensor data."""
-    pf, info, _ = _open_interim(path)
-    return pf.read(columns=list(META_COLUMNS)).to_pandas(), info
+    pf, info = _open_interim(path)
+    return pf.read(columns=list(META_COLUMNS), use_threads=False).to_pandas(), info
+
+
+class InterimReader:
+    """Random access to the stored frames of an interim parquet, a batch of rows at a time.
+
+    `frames(rows, n_frames)` reads each row group that holds a requested row once (the `data`
+    column only), views its binary values without copying, and copies just the requested
+    samples' frames into one array, in request order: -> (sum(n_frames), C, V, M) of the
+    storage dtype. `n_frames` (from the metadata) is checked against the stored byte lengths.
+    The file is read with plain reads (no memory map, so the page cache never counts as this
+    process's memory) and opened lazily, again in a new process (after a DataLoader worker
+    forks), so an instance can be pickled or copied.
+    """
+
+    def __init__(self, path: Path, info: dict) -> None:
+        self.path = Path(path)
+        self.frame = frame_shape(info)
+        self.dtype = STORAGE_DTYPES[info["storage"]["dtype"]]
+        self.frame_bytes = math.prod(self.frame) * self.dtype.itemsize
+        self._pid: int | None = None
+        self._pf: pq.ParquetFile | None = None
+        self._starts = np.zeros(1, dtype=np.int64)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pid": None, "_pf": None}
+
+    def _file(self) -> pq.ParquetFile:
+        if self._pf is None or self._pid != os.getpid():
+            # measured: with scattered small row groups, no pre-buffering and one call per group
+            # read 2x faster than read_row_groups (benchmarks/bench_scale.py)
+            self._pf, _ = _open_interim(self.path, pre_buffer=False)
+            md = self._pf.metadata
+            sizes = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+            self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])  # (G + 1,) first row of each group
+            self._pid = os.getpid()
+        return self._pf
+
+    def frames(self, rows: np.ndarray, n_frames: np.ndarray) -> np.ndarray:
+        pf = self._file()
+        rows = np.asarray(rows, dtype=np.int64)
+        n_frames = np.asarray(n_frames, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self._starts[-1]):
+            raise InterimFormatError(f"{self.path}: row index out of range 0..{self._starts[-1] - 1}")
+        group = np.searchsorted(self._starts, rows, side="right") - 1  # (B,) row group of each row
+        nbytes = n_frames * self.frame_bytes  # (B,) bytes each sample should hold
+        dest = np.cumsum(nbytes) - nbytes  # (B,) where each sample goes in the output
+        out = np.empty((int(n_frames.sum()), *self.frame), dtype=self.dtype)  # (F, C, V, M)
+        flat = out.reshape(-1).view(np.uint8)
+        order = np.argsort(group, kind="stable")  # requested samples grouped by row group
+        cuts = np.flatnonzero(np.diff(group[order])) + 1
+        for members in np.split(order, cuts):
+            g = int(group[members[0]])
+            col = pf.read_row_group(g, columns=["data"], use_threads=False).column(0)
+            chunk = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+            values = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)  # the group's bytes, no copy
+            for b, r in zip(members.tolist(), (rows[members] - self._starts[g]).tolist(), strict=True):
+                lo, hi = int(offsets[r]), int(offsets[r + 1])
+                if hi - lo != nbytes[b]:
+                    raise InterimFormatError(
+                        f"{self.path}: row {rows[b]} holds {hi - lo} bytes, n_frames {n_frames[b]} needs {nbytes[b]}"
+                    )
+                flat[dest[b] : dest[b] + hi - lo] = values[lo:hi]
+        return out
 
 
 def read_interim(path: Path, rows: np.ndarray | None = None) -> Interim:
-    """Interim parquet -> `Interim` with data (N, C, T, V, M) float32.
+    """Interim parquet -> `Interim` with data (N, C, T, V, M) float32, fitted to the file's T.
 
     `rows` (sorted or not, 0-based positions) loads only those samples, in that order; memory
-    then stays at the selection plus one row group. Row groups are copied once into one
-    preallocated array (no per-row copies).
+    then stays at the selection plus one read. For small selections (tests, report figures);
+    training streams batches instead (`stf.data.dataset.SkeletonPart`).
     """
     path = Path(path)
-    pf, info, size = _open_interim(path)
-    meta = pf.read(columns=list(META_COLUMNS)).to_pandas()
-    n_total = len(meta)
-    if rows is None:
-        want = np.arange(n_total)
-    else:
-        want = np.asarray(rows, dtype=np.int64)
-        if want.size and (want.min() < 0 or want.max() >= n_total):
-            raise InterimFormatError(f"{path}: row index out of range 0..{n_total - 1}")
-    order = np.argsort(want, kind="stable")
-    sorted_rows = want[order]
-    out = np.empty((want.size, size), dtype=np.float32)  # (n, C*T*V*M)
-    start = 0
-    for g in range(pf.num_row_groups):
-        n_g = pf.metadata.row_group(g).num_rows
-        lo, hi = np.searchsorted(sorted_rows, [start, start + n_g])
-        if hi > lo:
-            col = pf.read_row_group(g, columns=["data"], use_threads=False).column("data").combine_chunks()
-            values = col.flatten().to_numpy().reshape(n_g, size)  # (n_g, C*T*V*M), zero-copy view
-            if rows is None:
-                out[start : start + n_g] = values
-            else:
-                out[order[lo:hi]] = values[sorted_rows[lo:hi] - start]
-        start += n_g
-    if start != n_total:
-        raise InterimFormatError(f"{path}: row groups hold {start} rows, the table {n_total}")
+    meta, info = read_interim_meta(path)
+    want = np.arange(len(meta)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if want.size and (want.min() < 0 or want.max() >= len(meta)):
+        raise InterimFormatError(f"{path}: row index out of range 0..{len(meta) - 1}")
     meta = meta.iloc[want].reset_index(drop=True)
-    return Interim(meta=meta, data=out.reshape(want.size, *info["shape"]), info=info)  # (N, C, T, V, M)
+    lengths = meta["n_frames"].to_numpy(dtype=np.int64)
+    values = InterimReader(path, info).frames(want, lengths).astype(np.float32, copy=False)  # (F, C, V, M)
+    data = fit_frames(values, lengths, int(info["shape"][1]), info["pad"])  # (N, C, T, V, M)
+    return Interim(meta=meta, data=data, info=info)
 
 
 # --------------------------------------------------------------------------- raw file discovery
@@ -455,34 +524,37 @@ def _reason(err: BaseException, path: str) -> str:
     return text if isinstance(err, ValueError) else f"{type(err).__name__}: {text}"
 
 
+def stored_sample(sample: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """(C, F', V, M) float32 -> the stored (F', C, V, M) array of `dtype`; a value outside its range is an error."""
+    out = np.ascontiguousarray(sample.transpose(1, 0, 2, 3), dtype=dtype)  # (F', C, V, M)
+    if dtype != np.float32 and not np.isfinite(out).all():
+        raise ValueError(f"a value of magnitude {float(np.abs(sample).max()):.3g} does not fit {dtype.name} storage")
+    return out
+
+
 def _process_chunk(tasks: Sequence[_Task], job: _Job) -> tuple[list[dict], list[np.ndarray], list[tuple[str, str]]]:
     """Parse and normalise a chunk of files -> (rows, samples, rejected (file, reason)).
 
-    Samples are (C, F', V, M) at their own length F'; the parent pads them to T, so only the
-    real frames travel between processes (about T / mean length = 3.6x less for NTU at T = 300).
+    Samples are the stored (F', C, V, M) arrays at their own length F', already in the
+    storage dtype, so only the real frames travel between processes.
     """
     one = _kinetics_sample if job.dataset == "kinetics" else _ntu_sample
+    dtype = STORAGE_DTYPES[job.cfg.storage_dtype]
     rows, samples, rejected = [], [], []
     for task in tasks:
         try:
             row, sample = one(task, job)
+            stored = stored_sample(sample, dtype)
         except Exception as err:  # noqa: BLE001 - any bad file is reported, never fatal
             rejected.append((task.rel, _reason(err, task.path)))
             continue
         rows.append(row)
-        samples.append(sample)
+        samples.append(stored)
     return rows, samples, rejected
 
 
-def _fit_chunk(samples: Sequence[np.ndarray], job: _Job) -> np.ndarray:
-    """Samples (C, F', V, M) -> one (k, C, T, V, M) float32 array, each fitted to T (repeat/zero/resample)."""
-    data = np.empty((len(samples), *_sample_shape(job)), dtype=np.float32)  # (k, C, T, V, M)
-    for i, sample in enumerate(samples):
-        fit_length(sample, job.spec.frames, job.spec.pad, axis=1, out=data[i])
-    return data
-
-
 def _sample_shape(job: _Job) -> tuple[int, int, int, int]:
+    """(C, T, V, M) of a sample as training reads it."""
     layout = layout_for(job.dataset)
     coords = 2 if job.dataset == "kinetics" else 3
     channels = coords + (1 if job.dataset == "kinetics" or job.cfg.visibility_channel else 0)
@@ -516,12 +588,14 @@ def interim_info(dataset: str, cfg: PreprocessConfig, frames: int, num_class: in
         "shape": list(_sample_shape(job)),
         "num_class": int(num_class),
         "channels": _channel_names(job),
+        "pad": cfg.pad,
+        "storage": {"dtype": cfg.storage_dtype, "axes": STORAGE_AXES},
     }
 
 
 def prepare_raw_file(path: Path, dataset: str, cfg: PreprocessConfig, frames: int) -> tuple[dict, np.ndarray]:
     """One raw file (NTU `.skeleton` or Kinetics clip `.json`), prepared exactly as `preprocess`
-    prepares it -> (interim row dict, (C, T, V, M) float32 sample).
+    prepares it and fits it to T as training reads it -> (interim row dict, (C, T, V, M) float32 sample).
 
     The file may have any name: NTU id fields (and the label) are -1 when the name is not an
     NTU id; a Kinetics clip's label is its own `label_index`. Raises what the readers raise
@@ -531,7 +605,7 @@ def prepare_raw_file(path: Path, dataset: str, cfg: PreprocessConfig, frames: in
     job = _Job(dataset=dataset, cfg=cfg, spec=normalize_spec(dataset, cfg, frames))
     if dataset == "kinetics":
         row, sample = _kinetics_sample(_Task(str(path), path.name, path.stem), job)
-        return row, _fit_chunk([sample], job)[0]
+        return row, fit_length(sample, frames, cfg.pad, axis=1)  # (C, T, V, M)
     sk = ntu_format.read_skeleton(path, max_bodies=cfg.max_bodies_read)
     try:
         ids = tuple(ntu_format.parse_sample_id(sk.name))
@@ -550,7 +624,7 @@ def prepare_raw_file(path: Path, dataset: str, cfg: PreprocessConfig, frames: in
         "n_frames": int(sample.shape[1]),
         "n_persons": persons,
     }
-    return row, _fit_chunk([sample], job)[0]
+    return row, fit_length(sample, frames, cfg.pad, axis=1)  # (C, T, V, M)
 
 
 def _ordered(
@@ -602,8 +676,10 @@ def preprocess(
 ) -> dict:
     """Raw folder -> interim parquet + rejected.csv; returns {read, written, rejected, excluded, seconds, out}.
 
-    `workers` defaults to os.cpu_count(), fewer when there are under `MIN_FILES_PER_WORKER`
-    files per worker (1 = parse in this process); `chunk_size` files go to a worker at a time.
+    Samples are stored at their own length; `frames` (T) and `cfg.pad` are recorded in the
+    metadata and applied whenever a batch is read. `workers` defaults to os.cpu_count(), fewer
+    when there are under `MIN_FILES_PER_WORKER` files per worker (1 = parse in this process);
+    `chunk_size` files go to a worker at a time.
     Worker processes are spawned, so a script calling this needs an `if __name__ == "__main__"`
     guard. `strict` raises `PreprocessError` (after writing both files) when any file
     was rejected. A run where nothing could be written also raises.
@@ -633,13 +709,7 @@ def preprocess(
     if not 0 <= spec.center_joint < layout.num_joints:
         raise PreprocessError(f"preprocess.center_joint.{family} = {spec.center_joint} is not a joint of {layout.name}")
     job = _Job(dataset=dataset, cfg=cfg, spec=spec)
-    info = {
-        "dataset": dataset,
-        "layout": layout.name,
-        "shape": list(_sample_shape(job)),
-        "num_class": (max(plan.labels) + 1) if plan.labels else 0,
-        "channels": _channel_names(job),
-    }
+    info = interim_info(dataset, cfg, frames, (max(plan.labels) + 1) if plan.labels else 0)
     if workers is None:
         workers = min(os.cpu_count() or 1, max(1, len(plan.tasks) // MIN_FILES_PER_WORKER))
     workers = max(1, workers)
@@ -649,7 +719,7 @@ def preprocess(
     bar = tqdm(total=len(plan.tasks), desc=f"preprocess {dataset}", unit="file", disable=None)
     with InterimWriter(out_path, info) as writer, bar:
         for rows, samples, rejected in _ordered(_process_chunk, chunks, job, workers):
-            writer.write(rows, _fit_chunk(samples, job))
+            writer.write(rows, samples)
             rejected_rows.extend(rejected)
             bar.update(len(rows) + len(rejected))
     rejected_path = rejected_csv_path(out_path)

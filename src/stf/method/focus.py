@@ -15,6 +15,14 @@ Two ways to get it:
 
 Maps are (N, M, T, V): batch, persons, frames, joints. Models fold persons into the batch,
 so feature maps arrive as (N*M, C, T, V) and `persons` = M unfolds them.
+
+Mixed precision: both functions compute the map itself (channel weights, weighted sum,
+ReLU, min-max) with autocast off, in float32 when the feature maps are float16/bfloat16
+(`wide`). The gradients `grad_cam` needs come from the network's backward, which runs in
+the forward's dtype; under float16 the raw ∂p_y/∂X are mostly below float16's smallest
+normal, so `class_score(..., scaled=True)` multiplies the score by a detached positive
+factor that brings them to order one. Min-max removes a positive factor, so Q is unchanged (in float32
+the scaled and plain scores give the same Q up to rounding).
 """
 
 from __future__ import annotations
@@ -23,7 +31,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["FocusShapeError", "cam", "grad_cam", "minmax", "project_to_input", "resample_time"]
+__all__ = [
+    "FocusShapeError",
+    "cam",
+    "class_score",
+    "grad_cam",
+    "minmax",
+    "project_to_input",
+    "resample_time",
+    "wide",
+]
+
+SCALE_FLOOR = 1e-6  # smallest p(1 - p) a scaled score divides by (keeps the factor finite)
+
+
+def wide(t: Tensor) -> Tensor:
+    """`t` in float32 if it is float16 / bfloat16 (an autocast output); float32/64 unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 class FocusShapeError(ValueError):
@@ -101,18 +125,43 @@ def cam(last: Tensor, fc_weight: Tensor, logits: Tensor, classes: Tensor, person
     k = fc_weight.shape[0]
     _check(tuple(logits.shape) == (n, k), f"cam: logits must be ({n}, {k}), got shape {tuple(logits.shape)}")
     _check(tuple(classes.shape) == (n,), f"cam: classes must be ({n},), got shape {tuple(classes.shape)}")
-    p = logits.softmax(dim=1)  # (N, K)
-    mean_w = p @ fc_weight  # (N, C3): Σ_j p_j W[j]
-    weights = fc_weight[classes] - mean_w  # (N, C3)
-    raw = torch.einsum("nc,nmctv->nmtv", weights, feats)  # (N, M, T3, V)
-    return minmax(F.relu(raw))
+    with torch.autocast(feats.device.type, enabled=False):  # float32 whatever the autocast dtype
+        p = wide(logits).softmax(dim=1)  # (N, K)
+        w = wide(fc_weight)
+        mean_w = p @ w  # (N, C3): Σ_j p_j W[j]
+        weights = w[classes] - mean_w  # (N, C3)
+        raw = torch.einsum("nc,nmctv->nmtv", weights, wide(feats))  # (N, M, T3, V)
+        return minmax(F.relu(raw))
+
+
+def class_score(logits: Tensor, classes: Tensor, positions: int = 1, scaled: bool = False) -> Tensor:
+    """Σ_n p_{n, classes[n]}, the scalar whose Grad-CAM is Q (eq. 2); logits (N, K), classes (N,).
+
+    scaled: multiply the sum by the detached factor positions / max_n p_n(1 − p_n) (p_n the
+    class probability, `positions` = M·T3·V of the last block, whose mean pooling divides every
+    gradient by that). ∂p_n/∂logits is p_n(1 − p_n)-sized, so the gradients at the feature
+    maps become of order one for the least confident sample (never larger: no overflow) and
+    lose their 1/(M·T3·V): what float16 autocast needs to keep them above its smallest
+    normal. One factor for the whole batch, so Q is exactly the same function as unscaled
+    even though BatchNorm couples the samples in train mode (min-max removes the factor).
+    """
+    _check(
+        logits.dim() == 2 and tuple(classes.shape) == (logits.shape[0],),
+        f"class_score: expected logits (N, K) and classes (N,), got {tuple(logits.shape)}, {tuple(classes.shape)}",
+    )
+    p = wide(logits).softmax(dim=1).gather(1, classes.view(-1, 1)).squeeze(1)  # (N,)
+    if not scaled:
+        return p.sum()
+    spread = (p * (1 - p)).detach().amax().clamp_min(SCALE_FLOOR)  # largest ∂p/∂logit scale in the batch
+    return p.sum() * (positions / spread)
 
 
 def grad_cam(score: Tensor, feature_maps: list[Tensor], persons: int, create_graph: bool = True) -> list[Tensor]:
     """Grad-CAM of a scalar `score` at each of `feature_maps` (eq. 2), via autograd.
 
-    score: a scalar that depends on every map, e.g. Σ_n p_{y_n} over the batch (samples do
-    not interact in the model, except through BatchNorm's batch statistics in train mode);
+    score: a scalar that depends on every map, e.g. `class_score` = Σ_n p_{y_n} over the batch
+    (samples do not interact in the model, except through BatchNorm's batch statistics in
+    train mode; under float16 autocast use `class_score(..., scaled=True)`);
     feature_maps: list of (N*M, C_l, T_l, V) tensors in score's graph.
     Returns one Q (N, M, T_l, V) in [0, 1] per map. One `torch.autograd.grad` call for all maps;
     with create_graph=True the maps stay differentiable, so losses on Q train the model.
@@ -124,9 +173,10 @@ def grad_cam(score: Tensor, feature_maps: list[Tensor], persons: int, create_gra
     for i, (feat, grad) in enumerate(zip(feature_maps, grads, strict=True)):
         f = _unfold_persons(feat, persons, f"grad_cam(feature_maps[{i}])")  # (N, M, C, T, V)
         g = _unfold_persons(grad, persons, f"grad_cam(grad[{i}])")  # (N, M, C, T, V)
-        weights = g.mean(dim=(3, 4))  # (N, M, C): mean gradient over (T, V)
-        raw = torch.einsum("nmc,nmctv->nmtv", weights, f)  # (N, M, T, V)
-        out.append(minmax(F.relu(raw)))
+        with torch.autocast(feat.device.type, enabled=False):  # the map in float32
+            weights = wide(g).mean(dim=(3, 4))  # (N, M, C): mean gradient over (T, V)
+            raw = torch.einsum("nmc,nmctv->nmtv", weights, wide(f))  # (N, M, T, V)
+            out.append(minmax(F.relu(raw)))
     return out
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stf.config import Lambdas
-from stf.method.focus import cam, grad_cam, project_to_input, resample_time
+from stf.method.focus import cam, class_score, grad_cam, project_to_input, resample_time, wide
 
 __all__ = [
     "LOSS_NAMES",
@@ -111,7 +111,7 @@ def loss_gk(q: Tensor, embeddings: Sequence[Tensor], present: Tensor | None = No
             emb.dim() == 3 and emb.shape[0] == n * m and emb.shape[2] == v,
             f"loss_gk: embeddings[{i}] must be ({n * m}, T, {v}), got shape {tuple(emb.shape)}",
         )
-        beta = emb.reshape(n, m, emb.shape[1], v)  # (N, M, T_l, V)
+        beta = wide(emb).reshape(n, m, emb.shape[1], v)  # (N, M, T_l, V), float32 under autocast too
         terms.append(focus_distance(resample_time(target, emb.shape[1]), beta, present, norm).mean())
     return torch.stack(terms).mean()
 
@@ -153,7 +153,7 @@ def loss_e(model: nn.Module, x: Tensor, q: Tensor, y: Tensor) -> Tensor:
     masked = x - project_to_input(q, t) * x  # (N, C, T, V, M)
     with batchnorm_stats_frozen(model):
         logits = model(masked)  # (N, K)
-    return logits.softmax(dim=1).gather(1, y.view(-1, 1)).mean()
+    return wide(logits).softmax(dim=1).gather(1, y.view(-1, 1)).mean()
 
 
 def loss_d(
@@ -232,7 +232,7 @@ def stf_loss_terms(
     run = [name for name in LOSS_NAMES if name in active and weight[name] > 0]
 
     out = model.forward_features(x)
-    ce = F.cross_entropy(out.logits, y)
+    ce = F.cross_entropy(wide(out.logits), y)
     if not run:
         return LossTerms(out.logits, {"ce": ce}, {})
 
@@ -250,7 +250,9 @@ def stf_loss_terms(
         terms["d"] = loss_d(out.last, model.fc.weight, out.logits, persons, present, norm)
     if "c" in run:
         _check(len(out.taps) >= 2, "stf_objective: L_c needs the STF taps (is the model built with stf=True?)")
-        score = out.logits.softmax(dim=1).gather(1, pred.view(-1, 1)).sum()
+        # under autocast the backward runs in low precision: scale the score (Q is unchanged)
+        n_pos = persons * out.last.shape[2] * out.last.shape[3]  # M·T3·V pooled by the head
+        score = class_score(out.logits, pred, n_pos, scaled=torch.is_autocast_enabled(x.device.type))
         q5, q6 = grad_cam(score, [out.taps[-2], out.taps[-1]], persons, create_graph=True)
         terms["c"] = loss_c(q5, q6, present, norm)
     if "gk" in run:

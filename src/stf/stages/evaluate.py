@@ -4,8 +4,9 @@ Pure functions: `topk_accuracy(probs, labels, k)`, `per_class_accuracy(probs, la
 num_class)` and `compute_metrics(probs, labels, num_class)` (percent, scikit-learn).
 Files: `write_scores(dir, ids, labels, logits, probs)` / `read_scores(dir)` for
 `scores.parquet`, shared by training, fusion and the report. Models: `load_model(dir)`
-rebuilds an `MSG3D` from `model.pt`; `predict_logits` runs a model over a tensor of
-samples (sharded over ranks under torchrun). Entry point: `evaluate_ensemble`.
+rebuilds an `MSG3D` from `model.pt`; `predict_logits` runs a model over a part's streamed
+batches (sharded over ranks under torchrun); `amp_dtype` / `autocast` pick mixed precision.
+Entry point: `evaluate_ensemble`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from sklearn.metrics import confusion_matrix, top_k_accuracy_score
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from stf.data.loader import batch_loader, contiguous_batches
 from stf.io import atomic_path, write_json_atomic
 from stf.training import distributed
 from stf.training.checkpoint import load_checkpoint
@@ -211,36 +214,49 @@ def load_model(model_dir: Path | str, device: torch.device | str = "cpu") -> tup
     return model.to(device).eval(), payload
 
 
-def autocast(device: torch.device, amp: bool) -> torch.autocast:
-    """float16 autocast on CUDA when `amp`; a disabled context elsewhere."""
-    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda")
+def amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """The autocast dtype of a run: None without `amp` or off CUDA; on CUDA bfloat16 where the GPU
+    supports it (fp32's exponent range, so no loss scaling), else float16 (with a GradScaler)."""
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast to `dtype` on `device` (see `amp_dtype`); a disabled context when dtype is None."""
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 @torch.no_grad()
 def predict_logits(
     model: torch.nn.Module,
-    x: np.ndarray,
+    source: Dataset,
     batch_size: int,
     ctx: distributed.DistContext | None = None,
-    amp: bool = False,
+    amp: torch.dtype | None = None,
     features: bool = False,
     desc: str = "predict",
+    num_workers: int = 0,
 ) -> np.ndarray:
-    """Run `model` in eval mode over samples `x` (N, C, T, V, M); returns (N, K) float32 logits.
+    """Run `model` in eval mode over every sample of `source`; returns (N, K) float32 logits.
 
-    With `features=True` returns the pooled block-3 features (N, C3) that `model.fc` reads
-    instead. Under torchrun each rank scores a contiguous shard and every rank receives all
-    N rows. The model's train/eval mode is restored afterwards.
+    source: a `stf.data.dataset.SkeletonPart` (or any Dataset whose item at a list of
+    positions is the batch (x (B, C, T, V, M), y, positions)), streamed in batches of
+    `batch_size` by `stf.data.loader.batch_loader` with `num_workers` workers; `amp` an
+    autocast dtype (`amp_dtype`). With `features=True` returns the pooled block-3 features
+    (N, C3) that `model.fc` reads instead. Under torchrun each rank scores a contiguous shard
+    and every rank receives all N rows. The model's train/eval mode is restored afterwards.
     """
     ctx = ctx or distributed.DistContext(device=next(model.parameters()).device)
-    shard = distributed.rank_slice(len(x), ctx.rank, ctx.world_size)
+    shard = distributed.rank_slice(len(source), ctx.rank, ctx.world_size)
+    batches = contiguous_batches(shard.start, shard.stop, batch_size)
     was_training = model.training
     model.eval()
     outs = []
     try:
-        starts = range(shard.start, shard.stop, batch_size)
-        for s in tqdm(starts, desc=desc, leave=False, disable=not ctx.is_main or len(starts) < 2):
-            xb = torch.from_numpy(np.ascontiguousarray(x[s : min(s + batch_size, shard.stop)])).to(ctx.device)
+        loader = batch_loader(source, batches, num_workers, ctx.device)
+        for xb, _, _ in tqdm(loader, desc=desc, leave=False, disable=not ctx.is_main or len(batches) < 2):
+            xb = xb.to(ctx.device, non_blocking=True)  # (B, C, T, V, M)
             with autocast(ctx.device, amp):
                 out = pooled_features(model, xb) if features else model(xb)
             outs.append(out.float().cpu().numpy())
@@ -269,11 +285,11 @@ def write_ensemble_file(out_dir: Path | str, members: Sequence[Path | str]) -> P
     return out_dir / ENSEMBLE
 
 
-def check_compatible(payload: dict, arrays: Any, model_dir: Path | str) -> None:
+def check_compatible(payload: dict, part: Any, model_dir: Path | str) -> None:
     """Raise `ScoresError` unless the saved model reads the data's (C, V, M) and predicts its classes."""
     spec = payload["spec"]
-    _, c, _, v, m = arrays.x.shape  # (N, C, T, V, M)
-    wanted = {"in_channels": c, "num_point": v, "num_person": m, "num_class": int(arrays.num_class)}
+    c, _, v, m = part.shape  # (C, T, V, M) of one sample
+    wanted = {"in_channels": c, "num_point": v, "num_person": m, "num_class": int(part.num_class)}
     for key, value in wanted.items():
         if key in spec and int(spec[key]) != value:
             raise ScoresError(f"{Path(model_dir) / MODEL}: model has {key}={spec[key]} but the data has {value}")
@@ -294,7 +310,7 @@ def evaluate_ensemble(
     `metrics.json` and `ensemble.json` (the member directories); returns the metrics dict.
     Under torchrun the test set is sharded and rank 0 writes.
     """
-    from stf.data.dataset import load_arrays
+    from stf.data.dataset import load_part
 
     if not models:
         raise ValueError("evaluate_ensemble needs at least one model directory")
@@ -303,19 +319,21 @@ def evaluate_ensemble(
         torch.set_num_threads(params.sizes.threads)
     ctx = distributed.setup(params.train.device)
     try:
-        arrays = load_arrays(Path(data), Path(split), "test", stream)
-        total = np.zeros((len(arrays.y), int(arrays.num_class)), np.float64)
+        test = load_part(Path(data), Path(split), "test", stream)
+        amp = amp_dtype(ctx.device, params.train.amp)
+        total = np.zeros((len(test), int(test.num_class)), np.float64)
         for i, model_dir in enumerate(models):
             model, payload = load_model(model_dir, ctx.device)
-            check_compatible(payload, arrays, Path(model_dir))
+            check_compatible(payload, test, Path(model_dir))
             logits = predict_logits(
-                model, arrays.x, params.sizes.eval_batch_size, ctx, params.train.amp, desc=f"model {i + 1}"
-            )
+                model, test, params.sizes.eval_batch_size, ctx, amp, desc=f"model {i + 1}",
+                num_workers=params.train.num_workers,
+            )  # fmt: skip
             total += softmax(logits)
         probs = (total / len(models)).astype(np.float32)
-        metrics = compute_metrics(probs, arrays.y, int(arrays.num_class))
+        metrics = compute_metrics(probs, test.y, int(test.num_class))
         if ctx.is_main:
-            write_scores(out_dir, list(arrays.ids), arrays.y, log_probs(probs), probs)
+            write_scores(out_dir, list(test.ids), test.y, log_probs(probs), probs)
             write_json_atomic(Path(out_dir) / METRICS, metrics)
             write_ensemble_file(Path(out_dir), models)  # so `stf predict` / `stf export` find the members
             log.info(

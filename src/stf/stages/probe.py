@@ -21,7 +21,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from stf.config import Params
-from stf.stages.evaluate import MODEL, ScoresError, compute_metrics, load_model, predict_logits, topk_accuracy
+from stf.stages.evaluate import (
+    MODEL,
+    ScoresError,
+    amp_dtype,
+    compute_metrics,
+    load_model,
+    predict_logits,
+    topk_accuracy,
+)
 from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
 from stf.training import distributed
 from stf.training.checkpoint import default_workdir, save_checkpoint
@@ -167,20 +175,29 @@ def linear_probe(
         configure_torch(params, ctx)
         train = load_part(data, split, "train", stream)
         test = load_part(data, split, "test", stream)
-        bs, amp = params.sizes.eval_batch_size, params.train.amp
+        bs, amp, workers = (
+            params.sizes.eval_batch_size,
+            amp_dtype(ctx.device, params.train.amp),
+            params.train.num_workers,
+        )
         train_feats, test_feats = [], []
         for i, model_dir in enumerate(models):
             model, payload = load_model(model_dir, ctx.device)
             spec = payload["spec"]
-            if int(spec["in_channels"]) != train.x.shape[1] or int(spec["num_point"]) != train.x.shape[3]:
+            c, _, v, _ = train.shape  # (C, T, V, M)
+            if int(spec["in_channels"]) != c or int(spec["num_point"]) != v:
                 raise ScoresError(
                     f"{Path(model_dir) / MODEL}: source model reads C={spec['in_channels']}, V={spec['num_point']} "
-                    f"but {data} has C={train.x.shape[1]}, V={train.x.shape[3]}"
+                    f"but {data} has C={c}, V={v}"
                 )
             for p in model.parameters():
                 p.requires_grad_(False)
-            train_feats.append(predict_logits(model, train.x, bs, ctx, amp, features=True, desc=f"features {i + 1}"))
-            test_feats.append(predict_logits(model, test.x, bs, ctx, amp, features=True, desc=f"features {i + 1}"))
+            for part, feats in ((train, train_feats), (test, test_feats)):
+                feats.append(
+                    predict_logits(
+                        model, part, bs, ctx, amp, features=True, desc=f"features {i + 1}", num_workers=workers
+                    )
+                )  # (N, C3): held in memory, 1.5 KB per sample at full width
         seed = int(params.sizes.seeds[0] if seed is None else seed)
         recipe = recipe_from(params, epochs=params.sizes.probe_epochs, lr=params.stf.probe_lr, seed=seed)
         inputs = {"data": Path(data), "split": Path(split)}

@@ -40,12 +40,13 @@ def configure_torch(params: Params, ctx: distributed.DistContext) -> None:
 
 
 def load_part(data: Path, split: Path, part: str, stream: str, fraction: int = 100) -> Any:
-    """`stf.data.dataset.load_arrays` of one part: SkeletonArrays (x (N, C, T, V, M), y, ids, num_class...)."""
-    from stf.data.dataset import load_arrays
+    """`stf.data.dataset.load_part`: a SkeletonPart (rows, y, ids, num_class, shape (C, T, V, M)),
+    whose batches are read from the parquet when the loop needs them."""
+    from stf.data.dataset import load_part as select
 
     if not 0 < fraction <= 100:
         raise ValueError(f"fraction must be a percentage in (0, 100], got {fraction}")
-    return load_arrays(Path(data), Path(split), part, stream, fraction)
+    return select(Path(data), Path(split), part, stream, fraction)
 
 
 def recipe_from(
@@ -69,6 +70,7 @@ def recipe_from(
         eval_batch_size=s.eval_batch_size,
         amp=t.amp,
         grad_probe_batches=s.grad_probe_batches if grad_probe else 0,
+        num_workers=t.num_workers,
     )
 
 
@@ -144,7 +146,7 @@ def write_outputs(
 ) -> dict:
     """Write model.pt (when `model_payload`), scores.parquet, metrics.json and history.csv.
 
-    arrays: the test part (y (N,), ids, num_class); logits/probs (N, K) (logits None: log of
+    arrays: the test part (y (N,), ids, num_class; a SkeletonPart); logits/probs (N, K) (logits None: log of
     probs). Returns the metrics dict.
     """
     out_dir = Path(out_dir)

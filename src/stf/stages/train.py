@@ -118,7 +118,7 @@ def _train_model(
     workdir = Path(workdir) if workdir is not None else default_workdir(out_dir)
     with dvclive_logger(workdir, ctx, resume) as log_row:
         result = fit(
-            objective_for(model), (train.x, train.y), (test.x, test.y), recipe, ctx,
+            objective_for(model), train, test, recipe, ctx,
             workdir, fp, resume=resume, on_epoch_end=on_epoch_end, log_row=log_row,
         )  # fmt: skip
     metrics: dict = {}
@@ -183,7 +183,7 @@ def train_baseline(
         train = load_part(data, split, "train", stream, fraction)
         test = load_part(data, split, "test", stream)
         torch.manual_seed(seed)
-        model = MSG3D(spec_for(params, dataset, int(train.num_class), in_channels=train.x.shape[1]))
+        model = MSG3D(spec_for(params, dataset, int(train.num_class), in_channels=train.shape[0]))
         epochs = params.sizes.epochs[dataset]
         steps = tuple(params.sizes.lr_steps[dataset])
         recipe = recipe_from(params, epochs=epochs, lr=params.train.lr[dataset], seed=seed, milestones=steps)
@@ -280,7 +280,7 @@ def finetune(
         if len(test) == 0:
             raise ValueError(f"{split}: no {eval_part} samples (set the profile's val_percent > 0 for a val part)")
         torch.manual_seed(run_seed)
-        model = load_init(params, Path(init), dataset, int(train.num_class), train.x.shape[1], stf=spec.stf_modules)
+        model = load_init(params, Path(init), dataset, int(train.num_class), train.shape[0], stf=spec.stf_modules)
         epochs = params.sizes.finetune_epochs
         recipe = recipe_from(params, epochs=epochs, lr=lr, seed=run_seed, milestones=(), grad_probe=bool(active))
         fp = run_fingerprint(

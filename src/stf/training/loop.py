@@ -32,11 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from stf.data.loader import batch_loader
 from stf.io import remove_stale_temps
 from stf.method.losses import LossTerms
-from stf.stages.evaluate import autocast, predict_logits, topk_accuracy
+from stf.stages.evaluate import amp_dtype, autocast, predict_logits, topk_accuracy
 from stf.training import distributed
 from stf.training.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
@@ -64,10 +66,11 @@ class Recipe:
     gamma: float = 0.1
     seed: int = 0
     eval_batch_size: int = 64
-    amp: bool = False
+    amp: bool = False  # CUDA autocast (bfloat16 where supported, else float16 + GradScaler)
     # the first this many global batches of each epoch also measure every loss term's
     # gradient norm (`gradient_norms`); 0 = never. Only objectives with terms besides L_ce.
     grad_probe_batches: int = 0
+    num_workers: int = 0  # data-loader worker processes (do not change the result)
 
 
 # --------------------------------------------------------------------------- objectives
@@ -260,39 +263,38 @@ def _train_epoch(
     objective: Objective,
     opt: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
-    train_x: np.ndarray,
-    train_y: np.ndarray,
+    train: Dataset,
     recipe: Recipe,
     epoch: int,
     ctx: distributed.DistContext,
-    amp: bool,
+    amp: torch.dtype | None,
 ) -> dict[str, float]:
     """One epoch over the training set; returns train_loss, train_top1 and mean loss terms."""
     objective.train()
-    batches = epoch_batches(len(train_y), recipe.batch_size, epoch_seed(recipe.seed, epoch))
+    batches = epoch_batches(len(train), recipe.batch_size, epoch_seed(recipe.seed, epoch))
+    f = recipe.forward_batch_size
+    # this rank's forward chunks of every step, in order: what the loader reads
+    plan = [chunks(gidx[distributed.rank_slice(len(gidx), ctx.rank, ctx.world_size)], f) for gidx in batches]
+    loader = iter(batch_loader(train, [c for step in plan for c in step], recipe.num_workers, ctx.device))
     loss_sum, correct, count = 0.0, 0.0, 0.0
     term_sums: dict[str, float] = {}
     probe = len(objective.term_names) > 1 and recipe.grad_probe_batches > 0
     probe_sums: dict[str, float] = {}
     probes = 0
-    for step, gidx in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not ctx.is_main)):
-        f = recipe.forward_batch_size
+    steps = tqdm(zip(batches, plan, strict=True), total=len(batches), desc=f"epoch {epoch + 1}", leave=False,
+                 disable=not ctx.is_main)  # fmt: skip
+    for step, (gidx, local_chunks) in enumerate(steps):
         n_chunks = [-(-size // f) for size in distributed.slice_sizes(len(gidx), ctx.world_size)]  # per rank
-        local = gidx[distributed.rank_slice(len(gidx), ctx.rank, ctx.world_size)]
-        local_chunks = chunks(local, f)
+        # this step's chunks from the loader: (x (b, C, T, V, M), y (b,)) each, on the device
+        loaded = [tuple(t.to(ctx.device, non_blocking=True) for t in next(loader)[:2]) for _ in local_chunks]
         if probe and step < recipe.grad_probe_batches and len(local_chunks):
-            cidx = local_chunks[0]
-            x = torch.from_numpy(np.ascontiguousarray(train_x[cidx])).to(ctx.device)  # (b, C, T, V, M)
-            y = torch.from_numpy(np.ascontiguousarray(train_y[cidx])).to(ctx.device)  # (b,)
-            for k, v in gradient_norms(objective, x, y).items():
+            for k, v in gradient_norms(objective, *loaded[0]).items():
                 probe_sums[k] = probe_sums.get(k, 0.0) + v
             probes += 1
         bn_before = distributed.batchnorm_snapshot(objective) if ctx.distributed else []
         opt.zero_grad(set_to_none=True)
         bad = False
-        for j, cidx in enumerate(local_chunks):
-            x = torch.from_numpy(np.ascontiguousarray(train_x[cidx])).to(ctx.device)  # (b, C, T, V, M)
-            y = torch.from_numpy(np.ascontiguousarray(train_y[cidx])).to(ctx.device)  # (b,)
+        for j, (cidx, (x, y)) in enumerate(zip(local_chunks, loaded, strict=True)):
             last_chunk = j == len(local_chunks) - 1
             sync = contextlib.nullcontext() if last_chunk or not ctx.distributed else net.no_sync()
             with sync:
@@ -328,8 +330,8 @@ def _train_epoch(
 
 def fit(
     objective: Objective,
-    train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
+    train: Dataset,
+    test: Dataset,
     recipe: Recipe,
     ctx: distributed.DistContext,
     workdir: Path,
@@ -338,27 +340,29 @@ def fit(
     on_epoch_end: Callable[[int, dict], None] | None = None,
     log_row: Callable[[int, dict], None] | None = None,
 ) -> FitResult:
-    """Train `objective.model` for `recipe.epochs` epochs on `train` = (x (N, C, T, V, M), y (N,)).
+    """Train `objective.model` for `recipe.epochs` epochs on the `train` part.
 
-    After each epoch: score `test` = (x, y), append a history row (epoch, lr, train_loss,
+    train, test: `stf.data.dataset.SkeletonPart`s (or any Dataset whose item at a list of
+    positions is the batch (x (B, C, T, V, M), y (B,), positions) and with labels `.y`); their
+    batches stream through `stf.data.loader.batch_loader` with `recipe.num_workers` workers.
+    After each epoch: score `test`, append a history row (epoch, lr, train_loss,
     train_top1, test_top1, seconds, loss_<term>...), write `<workdir>/last.pt` (rank 0),
     call `log_row(epoch, row)` (rank 0) and `on_epoch_end(epoch, row)` (every rank).
     With `resume`, continue from `last.pt` when its fingerprint equals `fingerprint`. The
     caller deletes `last.pt` once it has written the run's outputs (`discard_resume_state`).
     """
-    train_x, train_y = train
-    test_x, test_y = test
-    if min(len(train_y), recipe.batch_size) < ctx.world_size:
+    test_y = np.asarray(test.y)
+    if min(len(train), recipe.batch_size) < ctx.world_size:
         raise ValueError(
             f"{ctx.world_size} ranks need at least {ctx.world_size} samples per batch; "
-            f"training set has {len(train_y)}, batch_size is {recipe.batch_size}"
+            f"training set has {len(train)}, batch_size is {recipe.batch_size}"
         )
     model = objective.model
     objective.to(ctx.device)
-    amp = recipe.amp and ctx.device.type == "cuda"
+    amp = amp_dtype(ctx.device, recipe.amp)  # None, bfloat16 or float16
     opt = make_optimizer(model, recipe)
     sched = make_scheduler(opt, recipe)
-    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
     last = Path(workdir) / LAST
     result = FitResult()
     state = open_resume_state(last, fingerprint, resume, ctx)
@@ -366,7 +370,7 @@ def fit(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        if amp and state.get("scaler"):
+        if scaler.is_enabled() and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         result.history = [dict(r) for r in state["history"]]
@@ -377,12 +381,14 @@ def fit(
         t0 = time.perf_counter()
         lr = float(opt.param_groups[0]["lr"])
         try:
-            stats = _train_epoch(net, objective, opt, scaler, train_x, train_y, recipe, epoch, ctx, amp)
+            stats = _train_epoch(net, objective, opt, scaler, train, recipe, epoch, ctx, amp)
         except NonFiniteLossError as err:
             kept = f"last good state kept at {last} (epoch {epoch})" if epoch > 0 else "no epoch finished"
             raise NonFiniteLossError(f"{err}; {kept}") from None
         sched.step()
-        result.test_logits = predict_logits(model, test_x, recipe.eval_batch_size, ctx, amp, desc="test")
+        result.test_logits = predict_logits(
+            model, test, recipe.eval_batch_size, ctx, amp, desc="test", num_workers=recipe.num_workers
+        )
         row: dict[str, float] = {
             "epoch": epoch + 1,
             "lr": lr,
@@ -396,7 +402,7 @@ def fit(
         log.info(
             "epoch %d/%d lr %.3g loss %.4f train %.2f%% test %.2f%% (%.1f s, %.1f samples/s)",
             epoch + 1, recipe.epochs, lr, row["train_loss"], row["train_top1"], row["test_top1"],
-            row["seconds"], len(train_y) / max(row["seconds"], 1e-9),
+            row["seconds"], len(train) / max(row["seconds"], 1e-9),
         )  # fmt: skip
         if ctx.is_main:
             save_checkpoint(
@@ -407,7 +413,7 @@ def fit(
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict() if amp else {},
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                     "rng": rng_state(),
                     "history": result.history,
                 },
@@ -418,5 +424,7 @@ def fit(
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
     if result.test_logits is None:  # nothing left to train after a resume
-        result.test_logits = predict_logits(model, test_x, recipe.eval_batch_size, ctx, amp, desc="test")
+        result.test_logits = predict_logits(
+            model, test, recipe.eval_batch_size, ctx, amp, desc="test", num_workers=recipe.num_workers
+        )
     return result
