@@ -21,14 +21,13 @@ from stf.stages.evaluate import (
     evaluate_ensemble,
     load_model,
     per_class_accuracy,
-    predict_logits,
     read_scores,
     score_matrix,
     softmax,
-    topk_accuracy,
     write_scores,
 )
 from stf.training.checkpoint import save_checkpoint
+from stf.training.inference import predict_logits, topk_accuracy
 
 
 def test_topk_accuracy_counts_labels_among_the_best_k() -> None:

@@ -15,7 +15,7 @@ from stf.method.focus import cam, class_score, grad_cam
 from stf.method.losses import stf_objective
 from stf.models.msg3d import MSG3D
 from stf.models.stf import STFSpec
-from stf.stages.evaluate import amp_dtype, autocast
+from stf.training.inference import amp_dtype, autocast
 
 pytestmark = pytest.mark.gpu
 

@@ -1,7 +1,7 @@
 """Linear probe heads on frozen features (the paper's data-shift test).
 
 The source backbones are frozen, so their pooled features (N, C3) of the target training
-and test sets are computed once (`stf.stages.evaluate.predict_logits(features=True)`); then one
+and test sets are computed once (`stf.training.inference.predict_logits(features=True)`); then one
 new `Linear(C3, K_target)` head per source model is trained on them with SGD. The heads'
 softmax probabilities on the test set are averaged (the STF ensemble when several source
 models are given). `train_heads` is the loop, `linear_probe` the entry point (the CLI imports it
@@ -21,18 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from stf.config import Params
-from stf.stages.evaluate import (
-    MODEL,
-    ScoresError,
-    amp_dtype,
-    compute_metrics,
-    load_model,
-    predict_logits,
-    topk_accuracy,
-)
+from stf.stages.evaluate import MODEL, ScoresError, compute_metrics, load_model
 from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
 from stf.training import distributed
 from stf.training.checkpoint import default_workdir, save_checkpoint
+from stf.training.inference import amp_dtype, predict_logits, topk_accuracy
 from stf.training.loop import (
     LAST,
     NonFiniteLossError,
