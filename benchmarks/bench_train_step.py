@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from stf.config import Lambdas, load_params
 from stf.io import write_json_atomic
 from stf.method.losses import stf_objective
-from stf.models.msg3d import MSG3D, spec_for
+from stf.models.msg3d import MSG3D
+from stf.stages.spec import spec_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -43,7 +43,8 @@ import yaml
 
 from stf.config import Lambdas, load_params
 from stf.io import write_json_atomic
-from stf.models.msg3d import MSG3D, spec_for
+from stf.models.msg3d import MSG3D
+from stf.stages.spec import spec_for
 from stf.training.loop import CrossEntropyObjective, STFObjective
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import torch
 from helpers import REPO, ArrayPart, write_interim
 from helpers import TINY_SPEC as TINY
 from stf.config import SettingSpec, SplitConfig, load_params
-from stf.models.msg3d import MSG3D, spec_for
+from stf.models.msg3d import MSG3D
 from stf.stages.evaluate import (
     ScoresError,
     compute_metrics,
@@ -26,6 +26,7 @@ from stf.stages.evaluate import (
     softmax,
     write_scores,
 )
+from stf.stages.spec import spec_for
 from stf.training.checkpoint import save_checkpoint
 from stf.training.inference import predict_logits, topk_accuracy
 

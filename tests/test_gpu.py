@@ -83,7 +83,7 @@ def test_stf_objective_under_autocast_stays_close_to_fp32(dtype):
         pytest.skip("GPU without bfloat16")
     from helpers import REPO
     from stf.config import load_params
-    from stf.models.msg3d import spec_for
+    from stf.stages.spec import spec_for
 
     params = load_params(REPO / "params.yaml")
     torch.manual_seed(0)

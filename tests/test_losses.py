@@ -464,7 +464,8 @@ def test_stf_objective_under_bf16_autocast_matches_float32_within_bf16_sensitivi
 
     from helpers import REPO
     from stf.config import load_params
-    from stf.models.msg3d import MSG3D, spec_for
+    from stf.models.msg3d import MSG3D
+    from stf.stages.spec import spec_for
 
     params = load_params(REPO / "params.yaml")
     torch.manual_seed(0)

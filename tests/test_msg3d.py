@@ -14,8 +14,9 @@ from torch.nn import functional as F
 from stf.config import load_params
 from stf.data.skeletons import NTU25, OPENPOSE18
 from stf.models.blocks import branch_widths
-from stf.models.msg3d import MSG3D, MSGCN, G3DPathway, ModelInputError, ModelSpec, spec_for
+from stf.models.msg3d import MSG3D, MSGCN, G3DPathway, ModelInputError, ModelSpec
 from stf.models.stf import STFSpec
+from stf.stages.spec import spec_for
 
 REPO = Path(__file__).resolve().parents[1]
 META = torch.device("meta")

@@ -325,7 +325,8 @@ def test_focus_maps_of_a_model_and_their_figure(tmp_path: Path) -> None:
     import torch
 
     from stf.data.skeletons import layout_for
-    from stf.models.msg3d import MSG3D, spec_for
+    from stf.models.msg3d import MSG3D
+    from stf.stages.spec import spec_for
 
     params = make_params()
     torch.manual_seed(0)

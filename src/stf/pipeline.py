@@ -61,7 +61,7 @@ METHODS = PAPER_ROWS  # model directory names of the paper's rows: the baseline 
 # where `make evidence` and the report find the one-cell evidence of a run (stf.report.evidence)
 EVIDENCE_DIR = "results/main-cell"
 
-# params keys read by the model spec (stf.stages.runtime.spec_for)
+# params keys read by the model spec (stf.stages.spec.spec_for)
 SPEC_KEYS = ("model", "preprocess.persons", "profiles.{profile}.widths")
 STF_SPEC_KEYS = ("stf.graph_scales", "stf.beta_hidden", "stf.alpha_hidden", "stf.alpha_time_bins")
 # params keys read by the optimisation recipe and the runtime (stf.stages.runtime)

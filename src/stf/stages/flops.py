@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from stf.config import Params
-from stf.models.msg3d import MSG3D, NUM_CLASSES, spec_for
+from stf.models.msg3d import MSG3D, NUM_CLASSES
+from stf.stages.spec import spec_for
 
 log = logging.getLogger(__name__)
 

@@ -173,7 +173,8 @@ def train_baseline(
     `seed`: initialisation and shuffle seed (default: the profile's first seed).
     `on_epoch_end(epoch, history_row)` runs after each epoch's checkpoint (every rank).
     """
-    from stf.models.msg3d import MSG3D, spec_for
+    from stf.models.msg3d import MSG3D
+    from stf.stages.spec import spec_for
 
     dataset = params.setting(setting).dataset
     ctx = distributed.setup(params.train.device)
@@ -208,7 +209,8 @@ def load_init(
     Raises `InitModelError` when the baseline's spec differs from this params' baseline spec
     (other than the STF part) or its weights leave anything but STF parameters unset.
     """
-    from stf.models.msg3d import MSG3D, spec_for
+    from stf.models.msg3d import MSG3D
+    from stf.stages.spec import spec_for
 
     file = Path(init) / MODEL
     if not file.is_file():
