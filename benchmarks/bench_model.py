@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -299,7 +300,7 @@ def main() -> None:
         log.warning("no --original checkout given: the comparison with the original MS-G3D is skipped")
 
     spec = ModelSpec(num_class=60, num_point=25, num_person=2, in_channels=3, edges=layout_for("ntu60").edges)
-    ours, stf_model = MSG3D(spec), MSG3D(spec.with_stf(STFSpec()))
+    ours, stf_model = MSG3D(spec), MSG3D(replace(spec, stf=STFSpec()))
     shapes = [(1, 64, 2), (4, 32, 2)] if args.quick else [(1, 300, 2), (8, 64, 2), (16, 100, 2)]
     inference = []
     for n, t, m in shapes:

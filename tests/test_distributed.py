@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def _train(ctx: DistContext, batch: int, fwd: int, terms: list[str] | None, work
         objective = CrossEntropyObjective(MSG3D(TINY))
     else:
         stf = STFSpec(graph_scales=2, beta_hidden=4, alpha_hidden=4, time_bins=4)
-        objective = STFObjective(MSG3D(TINY.with_stf(stf)), Lambdas(e=0.1, d=0.1, c=0.1, gk=0.1), terms)
+        objective = STFObjective(MSG3D(replace(TINY, stf=stf)), Lambdas(e=0.1, d=0.1, c=0.1, gk=0.1), terms)
     model = objective.model
     recipe = Recipe(epochs=2, batch_size=batch, forward_batch_size=fwd, lr=0.01, milestones=(1,), eval_batch_size=4)
     res = fit(objective, _data(24, 0), _data(10, 1), recipe, ctx, workdir, "fp")

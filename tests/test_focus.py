@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -192,7 +194,7 @@ def test_scaled_and_plain_scores_give_the_same_focus_in_float32():
     from stf.models.stf import STFSpec
 
     torch.manual_seed(0)
-    model = MSG3D(TINY_SPEC.with_stf(STFSpec(graph_scales=2))).train()  # BatchNorm couples the samples
+    model = MSG3D(replace(TINY_SPEC, stf=STFSpec(graph_scales=2))).train()  # BatchNorm couples the samples
     x = torch.randn(4, 2, 16, 5, 2)
     out = model.forward_features(x)
     pred = out.logits.detach().argmax(1)

@@ -5,6 +5,7 @@ fp16 autocast stays close to fp32 (`benchmarks/gpu_check.sh` runs these)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -37,7 +38,7 @@ def test_forward_on_cuda_matches_cpu():
 
 def test_stf_objective_and_its_gradients_on_cuda_match_cpu():
     torch.manual_seed(0)
-    model = MSG3D(TINY_SPEC.with_stf(STFSpec(graph_scales=2))).train()
+    model = MSG3D(replace(TINY_SPEC, stf=STFSpec(graph_scales=2))).train()
     x, y = _batch(1)
     lambdas = Lambdas()
     active = ["d", "c", "gk", "e"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -260,7 +261,22 @@ def test_spec_round_trips_through_plain_data_and_torch_save():
     loaded = torch.load(buf, weights_only=True)["spec"]
     assert ModelSpec.from_dict(loaded) == spec
     assert ModelSpec.from_dict(ntu_spec().to_dict()) == ntu_spec()
-    assert spec.with_stf(None) == ntu_spec(num_class=120, in_channels=4)
+    assert replace(spec, stf=None) == ntu_spec(num_class=120, in_channels=4)
+
+
+def test_spec_dict_keeps_the_checkpoint_format():
+    """model.pt files written before keep loading and `load_init` compares saved and expected
+    specs key by key, so the dict keeps its exact form: lists (never tuples), `stf` a dict."""
+    spec = ntu_spec(num_class=120, in_channels=4, stf=STFSpec(graph_scales=2, beta_hidden=8, alpha_hidden=4))
+    d = spec.to_dict()
+    assert list(d) == [
+        "num_class", "num_point", "num_person", "in_channels", "edges", "widths",
+        "gcn_scales", "g3d_scales", "window_sizes", "window_dilations", "stf",
+    ]  # fmt: skip
+    assert d["edges"] == [list(e) for e in NTU25.edges] and all(type(e) is list for e in d["edges"])
+    assert all(type(d[k]) is list for k in ("widths", "window_sizes", "window_dilations"))
+    assert d["stf"] == {"graph_scales": 2, "beta_hidden": 8, "alpha_hidden": 4, "time_bins": 16}
+    assert ntu_spec().to_dict()["stf"] is None
 
 
 @pytest.mark.parametrize(

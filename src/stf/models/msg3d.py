@@ -24,7 +24,7 @@ With `spec.stf` set, each MS-GCN and each multi-window G3D owns an `STFModule` (
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -48,6 +48,15 @@ class ModelInputError(ValueError):
 
 
 # --------------------------------------------------------------------------- spec
+
+
+def _plain(value: object) -> object:
+    """`value` with every tuple (at any depth) turned into a list."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -100,13 +109,9 @@ class ModelSpec:
                 )
 
     def to_dict(self) -> dict:
-        """Plain lists/ints/dicts (what `torch.load(weights_only=True)` accepts)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["edges"] = [list(e) for e in self.edges]
-        for name in ("widths", "window_sizes", "window_dilations"):
-            d[name] = list(d[name])
-        d["stf"] = None if self.stf is None else self.stf.to_dict()
-        return d
+        """Plain lists/ints/dicts (what `torch.load(weights_only=True)` accepts): `asdict`, with
+        every tuple as a list and `stf` as its field dict (or None)."""
+        return _plain(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
@@ -123,12 +128,6 @@ class ModelSpec:
             return cls(**kw)
         except TypeError as err:
             raise ModelSpecError(f"model spec: {err}") from None
-
-    def with_stf(self, stf: STFSpec | None) -> ModelSpec:
-        """The same network with (or without) STF modules."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["stf"] = stf
-        return ModelSpec(**d)
 
 
 @dataclass
