@@ -100,33 +100,49 @@ def _seed_of(params: Params, seed: int | None) -> int:
 # --------------------------------------------------------------------------- shared
 
 
-def _train_model(
-    objective_for: Callable[[torch.nn.Module], Any],
-    model: torch.nn.Module,
-    train: Any,
-    test: Any,
-    recipe: Recipe,
-    ctx: distributed.DistContext,
-    out_dir: Path,
-    workdir: Path | None,
-    resume: bool,
-    fp: str,
-    meta: dict,
-    on_epoch_end: Callable[[int, dict], None] | None,
-) -> dict:
-    """`fit` + outputs, shared by the baseline and fine-tuning."""
-    workdir = Path(workdir) if workdir is not None else default_workdir(out_dir)
-    with dvclive_logger(workdir, ctx, resume) as log_row:
+@dataclass(frozen=True)
+class TrainRun:
+    """One run of `_train_model`, which the baseline and fine-tuning both describe this way.
+
+    `objective_for(model)` wraps the network in its loss (`CrossEntropyObjective` or an
+    `STFObjective`); `model`: the `MSG3D` to train (its `spec` goes into model.pt); `train`,
+    `test`: the parts (`SkeletonPart`), `test` the one scored into scores.parquet and
+    metrics.json; `recipe`, `ctx`: optimisation and rank context; `out_dir`: the model
+    directory; `workdir`: resume state and dvclive logs (None: `<out_dir>.work`); `resume`:
+    continue from `<workdir>/last.pt`; `fingerprint`: its resume fingerprint
+    (`run_fingerprint`); `meta`: model.pt's "meta"; `on_epoch_end(epoch, row)`: after each
+    epoch's checkpoint (every rank).
+    """
+
+    objective_for: Callable[[torch.nn.Module], Any]
+    model: torch.nn.Module
+    train: Any
+    test: Any
+    recipe: Recipe
+    ctx: distributed.DistContext
+    out_dir: Path
+    workdir: Path | None
+    resume: bool
+    fingerprint: str
+    meta: dict
+    on_epoch_end: Callable[[int, dict], None] | None = None
+
+
+def _train_model(run: TrainRun) -> dict:
+    """`fit` + outputs, shared by the baseline and fine-tuning; returns the test metrics."""
+    model, test, ctx, out_dir = run.model, run.test, run.ctx, run.out_dir
+    workdir = Path(run.workdir) if run.workdir is not None else default_workdir(out_dir)
+    with dvclive_logger(workdir, ctx, run.resume) as log_row:
         result = fit(
-            objective_for(model), train, test, recipe, ctx,
-            workdir, fp, resume=resume, on_epoch_end=on_epoch_end, log_row=log_row,
+            run.objective_for(model), run.train, test, run.recipe, ctx, workdir, run.fingerprint,
+            resume=run.resume, on_epoch_end=run.on_epoch_end, log_row=log_row,
         )  # fmt: skip
     metrics: dict = {}
     if ctx.is_main:
         payload = {
             "spec": model.spec.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "meta": meta,
+            "meta": run.meta,
         }
         logits = result.test_logits
         metrics = write_outputs(out_dir, test, logits, softmax(logits), result.history, payload)
@@ -194,7 +210,20 @@ def train_baseline(
         )  # fmt: skip
         meta = _base_meta(params, setting, stream, fraction, train, epochs, seed) | {"variant": "msg3d", "losses": []}
         return _train_model(
-            CrossEntropyObjective, model, train, test, recipe, ctx, out_dir, workdir, resume, fp, meta, on_epoch_end
+            TrainRun(
+                objective_for=CrossEntropyObjective,
+                model=model,
+                train=train,
+                test=test,
+                recipe=recipe,
+                ctx=ctx,
+                out_dir=out_dir,
+                workdir=workdir,
+                resume=resume,
+                fingerprint=fp,
+                meta=meta,
+                on_epoch_end=on_epoch_end,
+            )
         )
     finally:
         distributed.teardown(ctx)
@@ -315,7 +344,20 @@ def finetune(
             return STFObjective(m, params.stf.lambdas, active, norm=params.stf.loss_norm)
 
         return _train_model(
-            objective_for, model, train, test, recipe, ctx, out_dir, workdir, resume, fp, meta, on_epoch_end
+            TrainRun(
+                objective_for=objective_for,
+                model=model,
+                train=train,
+                test=test,
+                recipe=recipe,
+                ctx=ctx,
+                out_dir=out_dir,
+                workdir=workdir,
+                resume=resume,
+                fingerprint=fp,
+                meta=meta,
+                on_epoch_end=on_epoch_end,
+            )
         )
     finally:
         distributed.teardown(ctx)

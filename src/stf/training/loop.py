@@ -258,18 +258,31 @@ def load_resume_state(path: Path, fp: str) -> dict | None:
     return state
 
 
-def _train_epoch(
-    net: nn.Module,
-    objective: Objective,
-    opt: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    train: Dataset,
-    recipe: Recipe,
-    epoch: int,
-    ctx: distributed.DistContext,
-    amp: torch.dtype | None,
-) -> dict[str, float]:
-    """One epoch over the training set; returns train_loss, train_top1 and mean loss terms."""
+@dataclass(frozen=True)
+class EpochRun:
+    """What `fit` hands `_train_epoch` for every epoch of one run (the same object each epoch).
+
+    `net`: the module whose forward(x, y) gives (loss, logits, terms): `objective` itself or its
+    DistributedDataParallel wrapper under torchrun; `objective`: the unwrapped `Objective`
+    (train mode, gradient probe, BatchNorm merge); `opt`, `scaler`: the optimiser and the
+    GradScaler (enabled for float16 only); `train`: the training part (`SkeletonPart`-like);
+    `recipe`: the run's `Recipe`; `ctx`: the rank context; `amp`: the autocast dtype or None.
+    """
+
+    net: nn.Module
+    objective: Objective
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    train: Dataset
+    recipe: Recipe
+    ctx: distributed.DistContext
+    amp: torch.dtype | None
+
+
+def _train_epoch(run: EpochRun, epoch: int) -> dict[str, float]:
+    """One epoch (0-based `epoch`) over the training set; returns train_loss, train_top1 and mean loss terms."""
+    net, objective, opt, scaler, train = run.net, run.objective, run.opt, run.scaler, run.train
+    recipe, ctx, amp = run.recipe, run.ctx, run.amp
     objective.train()
     batches = epoch_batches(len(train), recipe.batch_size, epoch_seed(recipe.seed, epoch))
     f = recipe.forward_batch_size
@@ -376,12 +389,15 @@ def fit(
         result.history = [dict(r) for r in state["history"]]
         result.start_epoch = int(state["epoch"])
         log.info("resuming from %s after epoch %d of %d", last, result.start_epoch, recipe.epochs)
-    net = distributed.wrap(objective, ctx)
+    run = EpochRun(
+        net=distributed.wrap(objective, ctx), objective=objective, opt=opt, scaler=scaler, train=train,
+        recipe=recipe, ctx=ctx, amp=amp,
+    )  # fmt: skip
     for epoch in range(result.start_epoch, recipe.epochs):
         t0 = time.perf_counter()
         lr = float(opt.param_groups[0]["lr"])
         try:
-            stats = _train_epoch(net, objective, opt, scaler, train, recipe, epoch, ctx, amp)
+            stats = _train_epoch(run, epoch)
         except NonFiniteLossError as err:
             kept = f"last good state kept at {last} (epoch {epoch})" if epoch > 0 else "no epoch finished"
             raise NonFiniteLossError(f"{err}; {kept}") from None
