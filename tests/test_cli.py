@@ -60,28 +60,18 @@ def test_bad_params_file_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "raw").exists()
 
 
-def test_unknown_variant_is_rejected_before_work(tmp_path, capsys):
-    code = main(
+def finetune_cli(tmp_path, *extra: str) -> int:
+    """`stf finetune` on the committed params with paths that do not exist, plus `extra`."""
+    return main(
         [
-            "finetune",
-            "--params",
-            str(REPO / "params.yaml"),
-            "--setting",
-            "ntu60-xsub",
-            "--stream",
-            "joint",
-            "--data",
-            "d.parquet",
-            "--split",
-            "s.parquet",
-            "--variant",
-            "zz",
-            "--init",
-            "m",
-            "--out",
-            str(tmp_path / "o"),
+            "finetune", "--params", str(REPO / "params.yaml"), "--setting", "ntu60-xsub", "--stream", "joint",
+            "--data", "d.parquet", "--split", "s.parquet", "--init", "m", "--out", str(tmp_path / "o"), *extra,
         ]
-    )
+    )  # fmt: skip
+
+
+def test_unknown_variant_is_rejected_before_work(tmp_path, capsys):
+    code = finetune_cli(tmp_path, "--variant", "zz")
     assert code == 2
     assert "zz" in capsys.readouterr().err
 
@@ -95,26 +85,7 @@ def test_unknown_variant_is_rejected_before_work(tmp_path, capsys):
     ],
 )
 def test_finetune_needs_one_variant_or_control(tmp_path, capsys, extra, message):
-    code = main(
-        [
-            "finetune",
-            "--params",
-            str(REPO / "params.yaml"),
-            "--setting",
-            "ntu60-xsub",
-            "--stream",
-            "joint",
-            "--data",
-            "d.parquet",
-            "--split",
-            "s.parquet",
-            "--init",
-            "m",
-            "--out",
-            str(tmp_path / "o"),
-            *extra,
-        ]
-    )
+    code = finetune_cli(tmp_path, *extra)
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

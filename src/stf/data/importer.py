@@ -37,7 +37,6 @@ disagrees with our id rules (`stf.data.splits.benchmark_part`).
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -70,9 +69,9 @@ from stf.data.preprocess import (
     prepare_openpose,
     rejected_csv_path,
     stored_sample,
+    write_rejected,
 )
 from stf.data.splits import benchmark_part, setting_name, write_split_table
-from stf.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -340,14 +339,6 @@ def _screen(
     return [c for c, _ in unique], rejected, excluded, [ids for _, ids in unique]
 
 
-def _write_rejected(path: Path, rows: list[tuple[str, str]]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["file", "reason"])
-            w.writerows(sorted(rows))
-
-
 def _reason(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text if isinstance(err, ValueError) else f"{type(err).__name__}: {text}"
@@ -438,7 +429,7 @@ def import_dataset(
         writer.write(rows, samples)
         written_rows += rows
     rejected_path = rejected_csv_path(out_path)
-    _write_rejected(rejected_path, rejected)
+    write_rejected(rejected_path, rejected)
     n_rejected = len(rejected) - excluded
     summary: dict = {
         "format": fmt,

@@ -647,7 +647,8 @@ def _ordered(
             yield result
 
 
-def _write_rejected(path: Path, rows: list[tuple[str, str]]) -> None:
+def write_rejected(path: Path, rows: list[tuple[str, str]]) -> None:
+    """The rejected-files table `path` (see `rejected_csv_path`): columns file,reason, rows sorted."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
@@ -723,7 +724,7 @@ def preprocess(
             rejected_rows.extend(rejected)
             bar.update(len(rows) + len(rejected))
     rejected_path = rejected_csv_path(out_path)
-    _write_rejected(rejected_path, rejected_rows)
+    write_rejected(rejected_path, rejected_rows)
 
     n_rejected = len(rejected_rows) - plan.excluded
     summary = {
