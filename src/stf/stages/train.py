@@ -209,22 +209,10 @@ def train_baseline(
             setting=setting, stream=stream, fraction=fraction, seed=seed,
         )  # fmt: skip
         meta = _base_meta(params, setting, stream, fraction, train, epochs, seed) | {"variant": "msg3d", "losses": []}
-        return _train_model(
-            TrainRun(
-                objective_for=CrossEntropyObjective,
-                model=model,
-                train=train,
-                test=test,
-                recipe=recipe,
-                ctx=ctx,
-                out_dir=out_dir,
-                workdir=workdir,
-                resume=resume,
-                fingerprint=fp,
-                meta=meta,
-                on_epoch_end=on_epoch_end,
-            )
-        )
+        return _train_model(TrainRun(
+            objective_for=CrossEntropyObjective, model=model, train=train, test=test, recipe=recipe, ctx=ctx,
+            out_dir=out_dir, workdir=workdir, resume=resume, fingerprint=fp, meta=meta, on_epoch_end=on_epoch_end,
+        ))  # fmt: skip
     finally:
         distributed.teardown(ctx)
 
@@ -343,22 +331,10 @@ def finetune(
                 return CrossEntropyObjective(m)
             return STFObjective(m, params.stf.lambdas, active, norm=params.stf.loss_norm)
 
-        return _train_model(
-            TrainRun(
-                objective_for=objective_for,
-                model=model,
-                train=train,
-                test=test,
-                recipe=recipe,
-                ctx=ctx,
-                out_dir=out_dir,
-                workdir=workdir,
-                resume=resume,
-                fingerprint=fp,
-                meta=meta,
-                on_epoch_end=on_epoch_end,
-            )
-        )
+        return _train_model(TrainRun(
+            objective_for=objective_for, model=model, train=train, test=test, recipe=recipe, ctx=ctx,
+            out_dir=out_dir, workdir=workdir, resume=resume, fingerprint=fp, meta=meta, on_epoch_end=on_epoch_end,
+        ))  # fmt: skip
     finally:
         distributed.teardown(ctx)
 
