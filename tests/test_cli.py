@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "report",
     "evidence-report",
     "schema",
+    "params-set",
     "dvc-yaml",
 }
 
