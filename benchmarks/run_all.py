@@ -2,11 +2,14 @@
 
 Usage: python benchmarks/run_all.py [--only NAME ...] [--quick]
 `--quick` passes `--quick` to the benchmarks that accept it (smaller sizes, same ratios).
+With MSG3D_ORIGINAL set to a checkout of kenziyuliu/MS-G3D (outside this project),
+bench_model.py also times the original code (`--original`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -26,6 +29,8 @@ def main() -> int:
     failed = []
     for script in scripts:
         cmd = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
+        if script.stem == "bench_model" and os.environ.get("MSG3D_ORIGINAL"):
+            cmd += ["--original", os.environ["MSG3D_ORIGINAL"]]
         print(f"== {script.name}", flush=True)
         start = time.perf_counter()
         rc = subprocess.call(cmd)
