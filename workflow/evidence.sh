@@ -25,6 +25,7 @@ for norm in ${*:-rms frobenius}; do
     [ "$norm" = rms ] || dest="results/evidence-$norm"
     rm -rf "$dest.tmp"
     cp -R "$run/results/main-cell" "$dest.tmp"
+    rm -f "$dest.tmp/.snakemake_timestamp"  # Snakemake's marker of the run folder's output
     rm -rf "$dest"
     mv "$dest.tmp" "$dest"
     echo "evidence: $dest (stf.loss_norm = $norm)"
