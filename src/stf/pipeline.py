@@ -249,7 +249,7 @@ def _instance_sets(params: Params) -> dict[str, tuple[dict[str, str], ...]]:
         for s in settings
         for row in ROWS
     ]
-    shifts = [{"shift": str(shift_dir("", "", k)).strip("/"), "main": model_id(MAIN_SETTING, MAIN_STREAM, seed=k),
+    shifts = [{"shift": str(shift_dir("", "", k)), "main": model_id(MAIN_SETTING, MAIN_STREAM, seed=k),
                "seed": str(k)} for k in seeds]  # fmt: skip
     return {
         "datasets": tuple({"dataset": d} for d in datasets),
@@ -507,8 +507,9 @@ def _stages(params: Params) -> list[Stage]:
 
     figure_setting = params.report.per_class_setting
     seeds = list(params.sizes.seeds)
-    main_ids = [model_id(s, j, seed=k) for k in seeds for s in params.settings for j in params.streams]
-    subset_ids = [model_id(MAIN_SETTING, MAIN_STREAM, p, k) for k in seeds for p in params.split.fractions if p != 100]
+    # the model ids of the instance sets: every setting and stream, and the Table 4 subsets
+    main_ids = [m["model"] for m in sets["main_models"]]
+    subset_ids = [m["model"] for m in sets["models"] if m["fraction"] != "100"]
     ablation = [v for v in stf.variants if v not in ensemble]  # Table 5: m2, m3, m4
     report_inputs = {
         "models": tuple(f"models/{m}/{row}" for m in main_ids for row in ROWS),
