@@ -35,8 +35,8 @@ class ArrayPart(Dataset):
     """In-memory stand-in for `stf.data.dataset.SkeletonPart` (the protocol the training loop and
     `predict_logits` read): x (N, C, T, V, M), labels y (N,); an item is the batch at a list of positions."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x, self.y = np.asarray(x, np.float32), np.asarray(y, np.int64)
+    def __init__(self, x: np.ndarray, y: np.ndarray, dtype: type = np.float32) -> None:
+        self.x, self.y = np.asarray(x, dtype), np.asarray(y, np.int64)
 
     def __len__(self) -> int:
         return len(self.y)

@@ -42,7 +42,7 @@ def run_chain(p: Params, root: Path) -> Path:
 
 @pytest.mark.slow
 def test_same_params_and_seed_give_identical_results(tmp_path: Path) -> None:
-    from stf.stages.evaluate import read_scores, score_matrix
+    from stf.stages.scores import read_scores, score_matrix
 
     p = load_params(REPO / "params.yaml").model_copy(update={"profile": "micro"})
     a = run_chain(p, tmp_path / "a")

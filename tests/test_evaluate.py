@@ -14,53 +14,13 @@ import torch
 from helpers import REPO, ArrayPart, write_interim
 from helpers import TINY_SPEC as TINY
 from stf.config import SettingSpec, SplitConfig, load_params
+from stf.metrics import softmax
 from stf.models.msg3d import MSG3D
-from stf.stages.evaluate import (
-    ScoresError,
-    compute_metrics,
-    evaluate_ensemble,
-    load_model,
-    per_class_accuracy,
-    read_scores,
-    score_matrix,
-    softmax,
-    write_scores,
-)
+from stf.stages.evaluate import evaluate_ensemble, load_model
+from stf.stages.scores import ScoresError, read_scores, score_matrix, write_scores
 from stf.stages.spec import spec_for
 from stf.training.checkpoint import save_checkpoint
-from stf.training.inference import predict_logits, topk_accuracy
-
-
-def test_topk_accuracy_counts_labels_among_the_best_k() -> None:
-    probs = np.array(
-        [
-            [0.5, 0.2, 0.1, 0.1, 0.05, 0.05],  # label 0: rank 1
-            [0.5, 0.2, 0.1, 0.1, 0.05, 0.05],  # label 2: rank 3
-            [0.01, 0.02, 0.03, 0.04, 0.1, 0.8],  # label 0: rank 6
-            [0.1, 0.1, 0.5, 0.2, 0.05, 0.05],  # label 3: rank 2
-        ]
-    )
-    labels = np.array([0, 2, 0, 3])
-    assert topk_accuracy(probs, labels, 1) == 25.0
-    assert topk_accuracy(probs, labels, 2) == 50.0
-    assert topk_accuracy(probs, labels, 5) == 75.0
-    assert topk_accuracy(probs, labels, 6) == 100.0
-    binary = np.array([[0.2, 0.8], [0.9, 0.1], [0.6, 0.4]])
-    assert topk_accuracy(binary, np.array([1, 1, 0]), 1) == pytest.approx(200 / 3)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 6\)"):
-        topk_accuracy(probs, np.array([0, 1, 2, 6]), 1)
-
-
-def test_per_class_accuracy_and_metrics() -> None:
-    probs = np.eye(4)[[0, 1, 1, 3, 3]]  # predictions 0, 1, 1, 3, 3
-    labels = np.array([0, 1, 0, 3, 1])
-    pc = per_class_accuracy(probs, labels, 4)
-    np.testing.assert_allclose(pc[[0, 1, 3]], [50.0, 50.0, 100.0])
-    assert np.isnan(pc[2])  # no test sample of class 2
-    m = compute_metrics(probs, labels, 4)
-    assert m["top1"] == 60.0 and m["n"] == 5 and m["num_class"] == 4
-    assert m["per_class"] == {"0": 50.0, "1": 50.0, "3": 100.0}
-    json.dumps(m, allow_nan=False)  # valid JSON
+from stf.training.inference import predict_logits
 
 
 def test_scores_round_trip(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import yaml
 from stf.config import Params, parse_params
 from stf.report.evidence import build_evidence_report, confusable_pairs
 from stf.report.tables import ReportInputError
-from stf.stages.evaluate import write_scores
+from stf.stages.scores import write_scores
 
 REPO = Path(__file__).resolve().parents[1]
 N = 400

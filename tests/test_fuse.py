@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from stf.config import FuseConfig
-from stf.stages.evaluate import read_scores, score_matrix, softmax, write_scores
+from stf.metrics import softmax
 from stf.stages.fuse import FusionError, fuse_files, fuse_probs
+from stf.stages.scores import read_scores, score_matrix, write_scores
 
 
 def _probs(rows: list[list[float]]) -> np.ndarray:

@@ -4,6 +4,7 @@ source with `ast`: no module is imported, so nothing runs at import time."""
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,3 +70,20 @@ def test_imported_modules_sees_lazy_and_relative_imports() -> None:
     source = "def f():\n    from stf.config import Params\n\nfrom .graph import adjacency\nfrom . import blocks\n"
     names = imported_modules(PACKAGE / "models" / "example.py", source)
     assert names == {"stf.config", "stf.models.graph", "stf.models"}
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        ("stf.stages.fuse", ("torch", "sklearn", "scipy")),
+        ("stf.stages.scores", ("torch", "sklearn", "scipy")),
+        ("stf.stages.train", ("sklearn", "scipy")),
+        ("stf.stages.evaluate", ("sklearn", "scipy")),
+    ],
+)
+def test_job_modules_do_not_load_heavy_libraries(module: str, absent: tuple[str, ...]) -> None:
+    """What a pipeline job imports is paid once per job (139 jobs in `make run`): fusion reads
+    score files without torch, and no job loads scikit-learn/scipy (about 1.3 s) to score."""
+    code = f"import sys, {module}; print(','.join(m for m in {absent!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert not out, f"importing {module} loads {out}"

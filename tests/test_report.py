@@ -52,7 +52,7 @@ def acc_of(method: str, i: int) -> float:
 
 def write_scores_for(directory: Path, top1: float, num_class: int = 60) -> None:
     """scores.parquet of N_TEST samples whose top-1 is exactly `top1` (the hardest samples wrong)."""
-    from stf.stages.evaluate import write_scores
+    from stf.stages.scores import write_scores
 
     k = round(top1 * N_TEST / 100)
     labels = np.arange(N_TEST) % num_class

@@ -63,7 +63,14 @@ def test_forced_rerun_retrains_and_an_interrupted_job_resumes(tmp_path: Path) ->
         deadline = time.monotonic() + 600
         while not last.exists() and job.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        os.killpg(job.pid, signal.SIGINT)
+        if job.poll() is not None:
+            err = job.communicate()[1]
+            pytest.fail(f"the job ended before its first epoch's resume state appeared:\n{err[-2000:]}")
+        # Ctrl-C until the job stops: a single SIGINT was once seen to be lost (the job ran to the
+        # end with exit 0); the window to interrupt in is two epochs long, a press every 0.2 s
+        while job.poll() is None and time.monotonic() < deadline:
+            os.killpg(job.pid, signal.SIGINT)
+            time.sleep(0.2)
         _, err = job.communicate(timeout=300)
     finally:
         if job.poll() is None:

@@ -18,7 +18,8 @@ from helpers import KILLED_WRITER, REPO, ArrayPart, write_interim
 from helpers import TINY_SPEC as TINY
 from stf.config import Params, SettingSpec, SplitConfig, load_params
 from stf.models.msg3d import MSG3D
-from stf.stages.evaluate import load_model, read_scores, score_matrix
+from stf.stages.evaluate import load_model
+from stf.stages.scores import read_scores, score_matrix
 from stf.stages.train import InitModelError, finetune, linear_probe, train_baseline
 from stf.training import checkpoint, loop
 from stf.training.distributed import DistContext

@@ -75,7 +75,7 @@ def confusable_pairs(
 
 def _predictions(cell: Cell, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(S, N) predicted classes and (N,) labels in the order of `ids`."""
-    from stf.stages.evaluate import read_scores, score_matrix
+    from stf.stages.scores import read_scores, score_matrix
 
     preds, labels = [], None
     for directory in cell.dirs:

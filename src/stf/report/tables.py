@@ -171,7 +171,7 @@ def read_correct(cell: Cell, ids: Sequence[str] | None = None) -> tuple[list[str
     """(sample ids, (S, N) bool top-1 correctness) from each seed's `scores.parquet`, rows in the
     order of `ids` (default: the first seed's file). ReportInputError when a file scores other
     samples than the others or its accuracy differs from its metrics.json."""
-    from stf.stages.evaluate import ScoresError, read_scores, score_matrix
+    from stf.stages.scores import ScoresError, read_scores, score_matrix
 
     rows = []
     for metrics in cell.runs:

@@ -15,7 +15,8 @@ import numpy as np
 
 from stf.config import FuseConfig
 from stf.io import write_json_atomic
-from stf.stages.evaluate import METRICS, SCORES, compute_metrics, log_probs, read_scores, score_matrix, write_scores
+from stf.metrics import compute_metrics, log_probs
+from stf.stages.scores import METRICS, SCORES, read_scores, score_matrix, write_scores
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from stf.stages.evaluate import ENSEMBLE as ENSEMBLE_FILE
-from stf.stages.evaluate import MODEL, load_model, write_ensemble_file
+from stf.stages.evaluate import load_model, write_ensemble_file
+from stf.stages.scores import ENSEMBLE as ENSEMBLE_FILE
+from stf.stages.scores import MODEL
 
 __all__ = ["ENSEMBLE_FILE", "Member", "ModelDirError", "load_members", "member_dirs", "write_ensemble_file"]
 

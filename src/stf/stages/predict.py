@@ -27,7 +27,7 @@ from stf.config import Params
 from stf.data.actions import class_names
 from stf.data.dataset import bone_features
 from stf.data.skeletons import layout_for
-from stf.stages.evaluate import softmax
+from stf.metrics import softmax
 from stf.stages.members import Member, load_members
 
 log = logging.getLogger(__name__)

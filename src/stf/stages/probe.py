@@ -21,11 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from stf.config import Params
-from stf.stages.evaluate import MODEL, ScoresError, compute_metrics, load_model
+from stf.metrics import compute_metrics, topk_accuracy
+from stf.stages.evaluate import load_model
 from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
+from stf.stages.scores import MODEL, ScoresError
 from stf.training import distributed
 from stf.training.checkpoint import default_workdir, save_checkpoint
-from stf.training.inference import amp_dtype, predict_logits, topk_accuracy
+from stf.training.inference import amp_dtype, predict_logits
 from stf.training.loop import (
     LAST,
     NonFiniteLossError,

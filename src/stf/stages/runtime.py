@@ -19,8 +19,9 @@ import torch
 
 from stf.config import Params
 from stf.io import atomic_path, write_json_atomic
+from stf.metrics import compute_metrics, log_probs
 from stf.sources import PACKAGE, SOURCE_DIR, TRAINING_CODE, code_files
-from stf.stages.evaluate import METRICS, MODEL, compute_metrics, log_probs, write_scores
+from stf.stages.scores import METRICS, MODEL, write_scores
 from stf.training import distributed
 from stf.training.checkpoint import file_digest, fingerprint, save_checkpoint
 from stf.training.loop import LAST, Recipe

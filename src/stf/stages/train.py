@@ -34,10 +34,11 @@ import torch
 
 from stf.config import Params
 from stf.io import write_json_atomic
+from stf.metrics import compute_metrics, softmax
 from stf.paths import CONTROL_KINDS, control_name, variant_name
-from stf.stages.evaluate import MODEL, compute_metrics, softmax
 from stf.stages.probe import linear_probe
 from stf.stages.runtime import configure_torch, dvclive_logger, load_part, recipe_from, run_fingerprint, write_outputs
+from stf.stages.scores import MODEL
 from stf.training import distributed
 from stf.training.checkpoint import default_workdir, load_checkpoint
 from stf.training.loop import CrossEntropyObjective, Recipe, STFObjective, discard_resume_state, fit

@@ -1,54 +1,21 @@
-"""Running a model over a data part, mixed precision, and the top-k accuracy: what the training
-loop scores its test part with after every epoch, and what the stages reuse.
+"""Running a model over a data part, and mixed precision: what the training loop scores its
+test part with after every epoch, and what the stages reuse.
 
 `predict_logits(model, source, batch_size, ctx, amp, ...)` runs a model in eval mode over every
 sample of a part, streamed in batches (sharded over ranks under torchrun); `pooled_features`
-is the input of `model.fc`; `amp_dtype` / `autocast` pick mixed precision;
-`topk_accuracy(probs, labels, k)` (percent, scikit-learn) and `check_scores`, the shape and
-label check of an (N, K) score matrix.
+is the input of `model.fc`; `amp_dtype` / `autocast` pick mixed precision. The accuracy of
+the logits is `stf.metrics`.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
-from sklearn.metrics import top_k_accuracy_score
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from stf.data.loader import batch_loader, contiguous_batches
 from stf.training import distributed
-
-
-def check_scores(probs: np.ndarray, labels: np.ndarray, num_class: int | None = None) -> None:
-    """Raise ValueError unless probs is (N, K) with N > 0 labels in [0, K) (K = `num_class` when given)."""
-    if probs.ndim != 2 or labels.ndim != 1 or probs.shape[0] != labels.shape[0]:
-        raise ValueError(f"scores must be (N, K) with N labels, got {probs.shape} and {labels.shape}")
-    if probs.shape[0] == 0:
-        raise ValueError("no samples to score")
-    k = probs.shape[1] if num_class is None else num_class
-    if probs.shape[1] != k:
-        raise ValueError(f"scores have {probs.shape[1]} columns, expected num_class={k}")
-    if labels.min() < 0 or labels.max() >= k:
-        raise ValueError(f"labels must lie in [0, {k}), found [{labels.min()}, {labels.max()}]")
-
-
-def topk_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Percent of samples whose label is among the `k` highest scores.
-
-    probs: (N, K) scores (probabilities or logits); labels: (N,) ints in [0, K).
-    """
-    probs, labels = np.asarray(probs), np.asarray(labels)
-    check_scores(probs, labels)
-    num_class = probs.shape[1]
-    if k >= num_class:
-        return 100.0
-    score = probs[:, 1] if num_class == 2 else probs  # sklearn's binary form
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return 100.0 * float(top_k_accuracy_score(labels, score, k=k, labels=np.arange(num_class)))
 
 
 def amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:

@@ -38,9 +38,10 @@ from tqdm import tqdm
 from stf.data.loader import batch_loader
 from stf.io import remove_stale_temps
 from stf.method.losses import LossTerms
+from stf.metrics import topk_accuracy
 from stf.training import distributed
 from stf.training.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from stf.training.inference import amp_dtype, autocast, predict_logits, topk_accuracy
+from stf.training.inference import amp_dtype, autocast, predict_logits
 
 log = logging.getLogger(__name__)
 
