@@ -1,5 +1,5 @@
 """Shared fixtures and hooks: the read-only real files in ../shared/fixtures, one torch thread per
-test process, slow tests first, GPU tests skipped without CUDA. Shared helpers (REPO, TINY_SPEC, copy_workflow)
+test process, GPU tests skipped without CUDA. Shared helpers (REPO, TINY_SPEC, copy_workflow)
 live in helpers.py."""
 
 from __future__ import annotations
@@ -38,20 +38,8 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
-def _expected_cost(item: pytest.Item) -> float:
-    """How long a test is expected to take, for ordering: a `slow` test by its own timeout mark
-    (the end-to-end test has the largest), every other test 0."""
-    if item.get_closest_marker("slow") is None:
-        return 0.0
-    timeout = item.get_closest_marker("timeout")
-    return 1.0 + (float(timeout.args[0]) if timeout is not None and timeout.args else 0.0)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first, longest first (a stable sort, so the rest keep their order): with two
-    processes (pytest-xdist, a file per process) the end-to-end test then starts at once
-    instead of finishing last alone. GPU tests are skipped without CUDA."""
-    items.sort(key=_expected_cost, reverse=True)
+    """GPU tests are skipped without CUDA."""
     try:
         import torch
 
